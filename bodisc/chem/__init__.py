@@ -1,0 +1,1 @@
+"""Molecules, SELFIES operators, constraints and conformers."""

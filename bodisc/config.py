@@ -1,0 +1,309 @@
+"""Campaign files: TOML in, validated and frozen configuration objects out.
+
+A campaign file is read with :mod:`tomllib` and validated into :class:`CampaignConfig`
+(pydantic v2, ``extra="forbid"``, frozen). Any problem is raised as one
+:class:`~bodisc.errors.ConfigError` naming the file, the field, the bad value and what is
+allowed, before anything is computed or written.
+
+Relative paths in ``[paths]`` are resolved against the working directory the command is
+run from (the same rule MLflow uses for ``mlruns/``), so the README commands, run from the
+project root, keep everything in the project's ``runs/`` and ``mlruns/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bodisc.errors import ConfigError
+
+ChargeRule = Literal["neutral", "net_neutral", "any"]
+Direction = Literal["maximize", "minimize"]
+
+#: Elements a user may allow. The xTB-based descriptors and oracle cover far more, but the
+#: SELFIES alphabet and the ILR categories are built for organic chemistry.
+SUPPORTED_ELEMENTS: tuple[str, ...] = ("C", "N", "O", "F", "S", "Cl", "Br", "I", "P", "B", "Si")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObjectiveConfig(_Frozen):
+    """What the oracle measures and which way is better."""
+
+    property: str = Field(min_length=1)
+    direction: Direction = "maximize"
+    unit: str = ""
+
+
+class GeneratorConfig(_Frozen):
+    """SELFIES mutation/crossover settings and the constraints every candidate must meet."""
+
+    candidates_per_iteration: int = Field(default=150, ge=1, le=1_000_000)
+    n_best_parents: int = Field(default=5, ge=1)
+    n_diverse_parents: int = Field(default=5, ge=0)
+    max_operations: int = Field(
+        default=2, ge=1, le=20, description="SELFIES edits applied to one child (1..n)"
+    )
+    crossover_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
+    replace_weight: float = Field(default=1.0, ge=0.0)
+    insert_weight: float = Field(default=1.0, ge=0.0)
+    delete_weight: float = Field(default=1.0, ge=0.0)
+    allowed_elements: tuple[str, ...] = ("C", "N", "O", "F")
+    max_heavy_atoms: int = Field(default=12, ge=1, le=200)
+    min_heavy_atoms: int = Field(default=1, ge=1)
+    charge_rule: ChargeRule = "neutral"
+    max_attempts_per_candidate: int = Field(default=30, ge=1)
+
+    @field_validator("allowed_elements")
+    @classmethod
+    def _known_elements(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in value if e not in SUPPORTED_ELEMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown element(s) {unknown}; allowed: {', '.join(SUPPORTED_ELEMENTS)}"
+            )
+        if "C" not in value:
+            raise ValueError("must include 'C'")
+        return tuple(dict.fromkeys(value))
+
+
+class DescriptorConfig(_Frozen):
+    """Which QMex descriptors feed the surrogate (names checked against the registry)."""
+
+    names: tuple[str, ...] = ()
+    method: Literal["GFN2-xTB"] = "GFN2-xTB"
+    conformer_seed: int = Field(default=61453, ge=0)
+
+
+class SurrogateConfig(_Frozen):
+    """The GP surrogate."""
+
+    kind: Literal["gp"] = "gp"
+    kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class AcquisitionConfig(_Frozen):
+    """Acquisition strategy and batch size (the name is checked against the registry)."""
+
+    name: str = "logei"
+    batch_size: int = Field(default=10, ge=1)
+    beta: float = Field(default=2.0, gt=0.0, description="UCB exploration weight")
+
+
+class OracleConfig(_Frozen):
+    """Oracle name and its own options (validated by the oracle's option model)."""
+
+    name: str = "xtb_dipole"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Frozen):
+    """How much the campaign may spend."""
+
+    oracle_calls: int = Field(ge=1)
+    wall_time_s: float | None = Field(default=None, gt=0)
+
+
+class ExecutionConfig(_Frozen):
+    """Where oracle and descriptor work runs."""
+
+    kind: Literal["local"] = "local"
+    workers: int = Field(default=2, ge=1, le=512)
+    oracle_timeout_s: float = Field(default=300.0, gt=0)
+    descriptor_timeout_s: float = Field(default=120.0, gt=0)
+
+
+class PathsConfig(_Frozen):
+    """Where results go. ``{name}`` is replaced by the campaign name."""
+
+    store: str = "runs/{name}/store.sqlite"
+    mlruns: str = "mlruns"
+    export_csv: str = "runs/{name}/results.csv"
+
+
+class CampaignConfig(_Frozen):
+    """A whole campaign file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=80)
+    random_seed: int = Field(ge=0, le=2**63 - 1)
+    seed_molecules: tuple[str, ...] = Field(min_length=1)
+    objective: ObjectiveConfig
+    generator: GeneratorConfig = GeneratorConfig()
+    descriptors: DescriptorConfig = DescriptorConfig()
+    surrogate: SurrogateConfig = SurrogateConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
+    oracle: OracleConfig = OracleConfig()
+    budget: BudgetConfig
+    execution: ExecutionConfig = ExecutionConfig()
+    paths: PathsConfig = PathsConfig()
+
+    def path(self, which: Literal["store", "mlruns", "export_csv"]) -> Path:
+        """Absolute path of one of the ``[paths]`` entries, ``{name}`` filled in."""
+        raw = getattr(self.paths, which).replace("{name}", self.name)
+        return Path(raw).expanduser().resolve()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able dictionary of every setting (defaults filled in)."""
+        return self.model_dump(mode="json")
+
+    def fingerprint(self, fields: tuple[str, ...]) -> str:
+        """Stable hash of some top-level sections, used to refuse unsafe resumes."""
+        data = {k: v for k, v in self.as_dict().items() if k in fields}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: Sections whose change makes a stored campaign meaningless (labels or features differ).
+UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "oracle", "descriptors", "seed_molecules")
+
+
+def load_campaign(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignConfig:
+    """Read, validate and freeze a campaign file.
+
+    Args:
+        path: The TOML file.
+        overrides: Dotted keys to replace after reading, e.g. ``{"acquisition.name": "ucb"}``.
+
+    Returns:
+        The validated configuration, with seeds, acquisition, descriptor and oracle names
+        checked against the chemistry rules and the registries.
+
+    Raises:
+        ConfigError: On the first problem found, as one line.
+    """
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(file, "(file)", file, f"cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "(syntax)", None, f"not valid TOML: {exc}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    try:
+        config = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(file, exc) from None
+    _check_semantics(file, config)
+    return config
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+
+
+def _first_error(file: str, exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        model = _model_at(CampaignConfig, err["loc"][:-1])
+        allowed = ", ".join(model.model_fields) if model else "see the README"
+        return ConfigError(file, loc, value, f"unknown field; allowed fields here: {allowed}")
+    if kind == "missing":
+        return ConfigError(file, loc, None, "required field is missing")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return ConfigError(file, loc, value, msg.replace("Input should be", "must be"))
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def _check_semantics(file: str, config: CampaignConfig) -> None:
+    """Checks that need the registries or the chemistry code."""
+    from bodisc.acquisition import ACQUISITIONS
+    from bodisc.descriptors import available_descriptors, default_descriptors
+    from bodisc.oracle import resolve_oracle
+
+    if config.acquisition.name not in ACQUISITIONS:
+        raise ConfigError(
+            file, "acquisition.name", config.acquisition.name,
+            f"unknown acquisition; choose one of: {', '.join(sorted(ACQUISITIONS))}",
+        )
+    names = config.descriptors.names or default_descriptors()
+    known = available_descriptors()
+    for i, name in enumerate(names):
+        if name not in known:
+            raise ConfigError(
+                file, f"descriptors.names[{i}]", name,
+                f"unknown descriptor; choose from: {', '.join(known)}",
+            )
+    try:
+        oracle_cls = resolve_oracle(config.oracle.name)
+    except Exception as exc:  # noqa: BLE001 - any resolution problem is a config problem
+        raise ConfigError(file, "oracle.name", config.oracle.name, str(exc)) from None
+    try:
+        oracle_cls.Options.model_validate(config.oracle.options)
+    except ValidationError as exc:
+        err = _first_error(file, exc)
+        raise ConfigError(file, f"oracle.options.{err.field}", err.value, err.allowed) from None
+    if oracle_cls.property != config.objective.property:
+        raise ConfigError(
+            file, "objective.property", config.objective.property,
+            f"oracle {config.oracle.name!r} returns {oracle_cls.property!r}",
+        )
+    gen = config.generator
+    if gen.min_heavy_atoms > gen.max_heavy_atoms:
+        raise ConfigError(
+            file, "generator.min_heavy_atoms", gen.min_heavy_atoms,
+            f"must be at most generator.max_heavy_atoms ({gen.max_heavy_atoms})",
+        )
+    if config.budget.oracle_calls < config.acquisition.batch_size:
+        raise ConfigError(
+            file, "budget.oracle_calls", config.budget.oracle_calls,
+            f"must be at least one batch (acquisition.batch_size = "
+            f"{config.acquisition.batch_size})",
+        )
+    if config.budget.oracle_calls < len(config.seed_molecules):
+        raise ConfigError(
+            file, "budget.oracle_calls", config.budget.oracle_calls,
+            f"must cover the {len(config.seed_molecules)} seed molecules",
+        )
+    _check_seeds(file, config)
+
+
+def _check_seeds(file: str, config: CampaignConfig) -> None:
+    from bodisc.chem.molecule import check_constraints, parse_smiles, to_record
+    from bodisc.errors import InvalidMoleculeError
+
+    seen: dict[str, int] = {}
+    for i, smiles in enumerate(config.seed_molecules):
+        field = f"seed_molecules[{i}]"
+        try:
+            mol = parse_smiles(smiles)
+        except InvalidMoleculeError as exc:
+            raise ConfigError(file, field, smiles, f"not a valid molecule ({exc})") from None
+        problem = check_constraints(mol, config.generator)
+        if problem is not None:
+            raise ConfigError(file, field, smiles, f"breaks the generator constraints: {problem}")
+        key = to_record(mol).inchikey
+        if key in seen:
+            raise ConfigError(
+                file, field, smiles, f"same molecule as seed_molecules[{seen[key]}]; remove one"
+            )
+        seen[key] = i

@@ -1,0 +1,1 @@
+"""The oracles shipped with bodisc, registered through the ``bodisc.oracles`` entry points."""

@@ -1,0 +1,468 @@
+"""The campaign loop: the one stateful orchestrator.
+
+One iteration: choose parents, generate candidates, featurise them (cached), fit the GP on
+every labelled molecule, pick a batch with the acquisition strategy, record the batch as
+pending oracle jobs, run the oracle in worker processes committing each result as it
+lands, then record the iteration's metrics and log them to MLflow.
+
+Iteration 0 labels the seed molecules. Every random choice of iteration ``i`` comes from
+generators seeded by ``(random_seed, i)``, and everything an iteration reads is what the
+store held when it began, so a campaign killed at any point and resumed makes exactly the
+choices an uninterrupted run makes:
+
+* killed before its batch was recorded, an iteration is redone from the start (the
+  descriptors it computed are cached);
+* killed after, only the jobs still ``pending`` are run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig
+from bodisc.errors import StoreError
+from bodisc.store import CampaignStore, Job, NewJob
+
+
+class Reporter:
+    """Receives progress; the CLI draws it with rich. The base class is silent."""
+
+    def begin(self, budget: int, used: int, best: float | None) -> None:
+        """The campaign starts (or resumes) with ``used`` calls of ``budget`` spent."""
+
+    def phase(self, iteration: int, phase: str) -> None:
+        """An iteration enters a phase (generate, descriptors, fit, acquire, oracle)."""
+
+    def progress(self, iteration: int, used: int, best: float | None) -> None:
+        """An oracle result was committed."""
+
+    def message(self, text: str) -> None:
+        """Something the user should read (one line)."""
+
+    def end(self) -> None:
+        """The campaign stops."""
+
+
+@dataclass
+class Summary:
+    """What a finished (or stopped) campaign run reports.
+
+    Attributes:
+        best: Rows ``(smiles, value, iteration)`` of the best molecules, best first.
+        calls_used: Oracle calls spent.
+        failures: Oracle calls that failed.
+        store: Path of the campaign store.
+        csv: Path of the exported results.
+        run_id: MLflow run id (``None`` if tracking was unavailable).
+        stop_reason: Why the loop stopped.
+    """
+
+    best: list[tuple[str, float, int]]
+    calls_used: int
+    failures: int
+    store: Path
+    csv: Path
+    run_id: str | None
+    stop_reason: str
+    iterations: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def iteration_rngs(seed: int, iteration: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The generator and acquisition RNGs of one iteration, from ``(seed, iteration)``."""
+    gen_seq, acq_seq = np.random.SeedSequence([seed, iteration]).spawn(2)
+    return np.random.default_rng(gen_seq), np.random.default_rng(acq_seq)
+
+
+def store_exists(config: CampaignConfig) -> bool:
+    """Whether this campaign already has a store on disk."""
+    return config.path("store").exists()
+
+
+def discard_store(config: CampaignConfig) -> str | None:
+    """Delete a campaign's store; returns a description of what was discarded."""
+    path = config.path("store")
+    if not path.exists():
+        return None
+    store = CampaignStore(path, create=False)
+    try:
+        n_jobs = store.calls_used()
+        n_iter = len(store.iterations())
+    finally:
+        store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return f"{path}: {n_jobs} oracle calls in {n_iter} iterations"
+
+
+class Campaign:
+    """A campaign bound to its store, executor and tracker.
+
+    Args:
+        config: The validated campaign.
+        config_file: The file it came from (for messages).
+        reporter: Progress sink.
+        tracking_uri: Overrides the MLflow store from ``[paths] mlruns``.
+    """
+
+    def __init__(self, config: CampaignConfig, config_file: str = "",
+                 reporter: Reporter | None = None, tracking_uri: str | None = None) -> None:
+        from bodisc.descriptors import default_descriptors
+
+        self.config = config
+        self.config_file = config_file
+        self.reporter = reporter or Reporter()
+        self.tracking_uri = tracking_uri
+        self.sign = 1.0 if config.objective.direction == "maximize" else -1.0
+        self.descriptor_names = tuple(config.descriptors.names or default_descriptors())
+        key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed,
+                          self.descriptor_names])
+        self.descriptor_set = "qmex/" + hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
+        self.store: CampaignStore | None = None
+
+    # -- set-up -----------------------------------------------------------------------
+    def _open_store(self) -> CampaignStore:
+        store = CampaignStore(self.config.path("store"))
+        stored = store.get_meta("config")
+        current = self.config.as_dict()
+        if stored is None:
+            with store.transaction():
+                store.set_meta("config", current)
+                store.set_meta("campaign", self.config.name)
+                store.set_meta("created_at", time.time())
+            return store
+        changed_unsafe = [k for k in UNSAFE_TO_CHANGE if stored.get(k) != current.get(k)]
+        if changed_unsafe:
+            store.close()
+            raise StoreError(
+                f"{self.config.path('store')}: the campaign file changed "
+                f"{', '.join(changed_unsafe)} since this store was made; resuming would mix "
+                f"incompatible results. Restore them, or start anew with --fresh"
+            )
+        changed_safe = sorted(k for k in current if stored.get(k) != current.get(k))
+        if changed_safe:
+            self.reporter.message(f"campaign file changed {', '.join(changed_safe)}; "
+                                  f"resuming with the new settings")
+            with store.transaction():
+                store.set_meta("config", current)
+        return store
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self) -> Summary:
+        """Run (or resume) the campaign until its budget or wall time is spent."""
+        from bodisc.execution import LocalExecutor
+        from bodisc.tracking.mlflow_tracker import Tracker, flatten
+
+        cfg = self.config
+        self.store = store = self._open_store()
+        self.tracker = Tracker(cfg.path("mlruns"), cfg.name, self.reporter.message,
+                               uri=self.tracking_uri)
+        run_id = self.tracker.start(
+            store.get_meta("mlflow_run_id"), run_name=cfg.name,
+            params=flatten(cfg.as_dict()),
+            tags={"bodisc.campaign": cfg.name, "bodisc.store": str(cfg.path("store")),
+                  "bodisc.acquisition": cfg.acquisition.name},
+        )
+        if run_id is not None and store.get_meta("mlflow_run_id") is None:
+            store.set_meta("mlflow_run_id", run_id)
+        self._log_pending_iterations()
+        started = time.monotonic()
+        elapsed_before = float(store.get_meta("elapsed_s") or 0.0)
+        self.reporter.begin(cfg.budget.oracle_calls, store.calls_used(), self._best_value())
+        stop_reason = "budget spent"
+        status = "FAILED"
+        try:
+            with LocalExecutor(cfg.execution.workers) as executor:
+                self.executor = executor
+                open_it = store.open_iteration()
+                if open_it is not None:
+                    self.reporter.message(f"resuming iteration {open_it}: "
+                                          f"{len(store.jobs('pending', open_it))} oracle "
+                                          f"calls pending")
+                    self._finish_iteration(open_it)
+                while True:
+                    used = store.calls_used()
+                    if used >= cfg.budget.oracle_calls:
+                        break
+                    wall = elapsed_before + time.monotonic() - started
+                    if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
+                        stop_reason = f"wall time of {cfg.budget.wall_time_s:g} s spent"
+                        break
+                    it = store.next_iteration()
+                    if not self._start_iteration(it):
+                        stop_reason = "the generator found no new valid candidates"
+                        break
+                    self._finish_iteration(it)
+                    store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            stop_reason = "interrupted; run the same command to continue"
+            raise
+        finally:
+            if status != "FINISHED":
+                self.tracker.end(status)
+            self.reporter.end()
+        summary = self._summary(stop_reason)
+        self.tracker.end("FINISHED")
+        store.close()
+        return summary
+
+    # -- one iteration ----------------------------------------------------------------
+    def _labelled(self) -> list[Job]:
+        assert self.store is not None
+        return [j for j in self.store.jobs("done") if j.value is not None]
+
+    def _best_value(self) -> float | None:
+        vals = [j.value for j in self._labelled()]
+        if not vals:
+            return None
+        return max(vals) if self.sign > 0 else min(vals)
+
+    def _start_iteration(self, it: int) -> bool:
+        """Choose the batch of iteration ``it`` and record it; False if none could be."""
+        from bodisc.chem.molecule import record_from_smiles
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        timings: dict[str, float] = {}
+        remaining = cfg.budget.oracle_calls - store.calls_used()
+        if it == 0:
+            records = [record_from_smiles(s) for s in cfg.seed_molecules]
+            store.add_molecules(
+                [(r.inchikey, r.smiles, r.heavy_atoms, "seed", ()) for r in records], it
+            )
+            jobs = [NewJob(r.inchikey) for r in records[:remaining]]
+            store.start_iteration(it, jobs, cfg.oracle.name, len(records), None)
+            return True
+        gen_rng, acq_rng = iteration_rngs(cfg.random_seed, it)
+        self.reporter.phase(it, "generate")
+        t0 = time.perf_counter()
+        candidates = self._generate(it, gen_rng)
+        timings["generate_s"] = time.perf_counter() - t0
+        if not candidates:
+            return False
+        q = min(cfg.acquisition.batch_size, remaining, len(candidates))
+        jobs, n_scored, train_range = self._choose(it, candidates, q, acq_rng, timings)
+        if not jobs:
+            return False
+        store.set_meta(f"timings/{it}", timings)
+        store.start_iteration(it, jobs, cfg.oracle.name, n_scored, train_range)
+        return True
+
+    def _generate(self, it: int, rng: np.random.Generator) -> list[Any]:
+        from bodisc.chem.generator import Generator, select_parents
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        labelled = [(j.smiles, self.sign * j.value) for j in self._labelled()]
+        if not labelled:  # every seed failed: mutate the seeds themselves
+            labelled = [(s, 0.0) for s in store.smiles_of(
+                [j.inchikey for j in store.jobs()]).values()]
+        parents = select_parents(labelled, cfg.generator.n_best_parents,
+                                 cfg.generator.n_diverse_parents, rng)
+        exclude = store.excluded_inchikeys(self.descriptor_set, before_iteration=it)
+        candidates = Generator(cfg.generator).propose(
+            parents, cfg.generator.candidates_per_iteration, rng, exclude
+        )
+        store.add_molecules(
+            [(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents) for c in candidates], it
+        )
+        return candidates
+
+    def _choose(self, it: int, candidates: Sequence[Any], q: int, rng: np.random.Generator,
+                timings: dict[str, float]
+                ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
+        from bodisc.acquisition import AcquisitionContext, needs_model, select
+
+        cfg = self.config
+        name = cfg.acquisition.name
+        labelled = self._labelled()
+        if not needs_model(name):
+            ctx = AcquisitionContext(np.zeros((len(candidates), 0)), q, 0.0, rng)
+            sel = select(name, ctx)
+            return [NewJob(candidates[i].inchikey) for i in sel.index], len(candidates), None
+        self.reporter.phase(it, "descriptors")
+        t0 = time.perf_counter()
+        keys = [j.inchikey for j in labelled] + [c.inchikey for c in candidates]
+        smiles = [j.smiles for j in labelled] + [c.smiles for c in candidates]
+        feats = self._featurise(it, keys, smiles)
+        timings["descriptor_s"] = time.perf_counter() - t0
+        train = [j for j in labelled if j.inchikey in feats]
+        cand = [c for c in candidates if c.inchikey in feats]
+        if not cand:
+            return [], 0, None
+        q = min(q, len(cand))
+        X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
+        if len(train) < 3:
+            self.reporter.message(f"iteration {it}: fewer than 3 labelled molecules with "
+                                  f"descriptors; choosing at random")
+            sel = select("random", AcquisitionContext(X_c, q, 0.0, rng))
+            return [NewJob(cand[i].inchikey) for i in sel.index], len(cand), None
+        from bodisc.surrogates.gp import GPSurrogate
+
+        self.reporter.phase(it, "fit")
+        X_t = np.array([feats[j.inchikey] for j in train], dtype=float)
+        y_t = np.array([self.sign * j.value for j in train])
+        t0 = time.perf_counter()
+        gp = GPSurrogate(cfg.surrogate.kernel, cfg.surrogate.device).fit(X_t, y_t)
+        timings["fit_s"] = time.perf_counter() - t0
+        self.reporter.phase(it, "acquire")
+        t0 = time.perf_counter()
+        ctx = AcquisitionContext(X_c, q, float(y_t.max()), rng, gp, cfg.acquisition.beta)
+        sel = select(name, ctx)
+        mean, std = gp.predict(X_c[sel.index])
+        timings["score_s"] = time.perf_counter() - t0
+        jobs = [
+            NewJob(cand[i].inchikey, float(self.sign * m), float(s), float(a))
+            for i, m, s, a in zip(sel.index, mean, std, sel.score, strict=True)
+        ]
+        values = [j.value for j in train]
+        return jobs, len(cand), (float(min(values)), float(max(values)))
+
+    def _featurise(self, it: int, keys: Sequence[str], smiles: Sequence[str]
+                   ) -> dict[str, list[float]]:
+        """Descriptors of the given molecules, from the cache or computed and cached."""
+        from bodisc.execution.tasks import descriptor_task
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        cached = store.descriptors_of(keys, self.descriptor_set)
+        todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
+                if k not in cached]
+        args = (tuple(self.descriptor_names), cfg.descriptors.conformer_seed)
+        for out in self.executor.run(descriptor_task, [(k, (s, *args)) for k, s in todo],
+                                     cfg.execution.descriptor_timeout_s):
+            if out.failure is None:
+                vector, seconds = out.value
+                store.put_descriptors(out.key, self.descriptor_set, vector, None, seconds, it)
+                cached[out.key] = ("done", vector, None)
+            else:
+                store.put_descriptors(out.key, self.descriptor_set, None, out.failure,
+                                      out.seconds, it)
+                cached[out.key] = ("failed", None, out.failure)
+        return {k: v for k, (status, v, _) in cached.items() if status == "done" and v}
+
+    def _finish_iteration(self, it: int) -> None:
+        """Run the pending jobs of iteration ``it``, then record and log it."""
+        from bodisc.execution.tasks import oracle_task
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        pending = store.jobs("pending", it)
+        self.reporter.phase(it, "oracle")
+        t0 = time.perf_counter()
+        tasks = [(j.id, (cfg.oracle.name, self.oracle_options, j.smiles)) for j in pending]
+        for out in self.executor.run(oracle_task, tasks, cfg.execution.oracle_timeout_s):
+            if out.failure is not None:
+                store.finish_job(out.key, None, out.failure, out.seconds)
+            else:
+                res = out.value
+                store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
+            self.reporter.progress(it, store.calls_used(), self._best_value())
+        timings = dict(store.get_meta(f"timings/{it}") or {})
+        timings["oracle_s"] = time.perf_counter() - t0 + float(
+            (store.get_meta(f"oracle_s/{it}") or 0.0))
+        store.complete_iteration(it, self._iteration_metrics(it, timings))
+        self._log_pending_iterations()
+
+    def _iteration_metrics(self, it: int, timings: dict[str, float]) -> dict[str, float]:
+        store = self.store
+        assert store is not None
+        jobs = store.jobs(iteration=it)
+        values = [j.value for j in jobs if j.status == "done" and j.value is not None]
+        row = next(r for r in store.iterations() if r["iteration"] == it)
+        pick = max if self.sign > 0 else min
+        metrics = {
+            "best_so_far": self._best_value(),
+            "batch_best": pick(values) if values else None,
+            "batch_mean": float(np.mean(values)) if values else None,
+            "candidates_scored": row["n_candidates"],
+            "failures": sum(j.status == "failed" for j in jobs),
+            "calls_used": store.calls_used(),
+        }
+        metrics.update({k: timings.get(k, 0.0)
+                        for k in ("generate_s", "descriptor_s", "fit_s", "score_s", "oracle_s")})
+        return {k: v for k, v in metrics.items() if v is not None}
+
+    # -- tracking ---------------------------------------------------------------------
+    def _log_pending_iterations(self) -> None:
+        """Send every complete iteration not yet logged to MLflow (in order)."""
+        store = self.store
+        assert store is not None
+        for row in store.iterations():
+            if row["status"] != "complete" or row["logged"]:
+                continue
+            it = row["iteration"]
+            if not self.tracker.log_metrics(row["metrics"], step=it):
+                return
+            extra = self._extrapolation_records(it, row)
+            for rec in extra:
+                step = rec.pop("call")
+                if not self.tracker.log_metrics({f"extrapolation.{k}": v
+                                                 for k, v in rec.items()}, step=step):
+                    return
+            store.mark_logged(it)
+
+    def _extrapolation_records(self, it: int, row: dict[str, Any]) -> list[dict[str, float]]:
+        """Labels of iteration ``it`` outside the training range, with their predictions."""
+        lo, hi = row["train_min"], row["train_max"]
+        if lo is None or hi is None:
+            return []
+        store = self.store
+        assert store is not None
+        first_call = sum(1 for j in store.jobs() if j.iteration < it)
+        out = []
+        for j in store.jobs(iteration=it):
+            if j.value is None or j.pred_mean is None or lo <= j.value <= hi:
+                continue
+            std = max(j.pred_std or 0.0, 1e-12)
+            out.append({"call": first_call + j.rank + 1, "observed": j.value,
+                        "pred_mean": j.pred_mean, "pred_std": j.pred_std,
+                        "z": (j.value - j.pred_mean) / std})
+        return out
+
+    def extrapolation_table(self) -> list[dict[str, Any]]:
+        """Every extrapolation record of the campaign (for the CSV artifact)."""
+        store = self.store
+        assert store is not None
+        rows = []
+        smiles = {j.inchikey: j.smiles for j in store.jobs()}
+        for row in store.iterations():
+            for rec in self._extrapolation_records(row["iteration"], row):
+                rec["iteration"] = row["iteration"]
+                rows.append(rec)
+        del smiles
+        return rows
+
+    # -- the end ----------------------------------------------------------------------
+    def _summary(self, stop_reason: str, top: int = 10) -> Summary:
+        import pandas as pd
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        frame = store.results_frame()
+        csv = cfg.path("export_csv")
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(csv, index=False)
+        self.tracker.log_artifact(csv)
+        extrap = self.extrapolation_table()
+        if extrap:
+            path = csv.with_name("extrapolation.csv")
+            pd.DataFrame(extrap).to_csv(path, index=False)
+            self.tracker.log_artifact(path)
+        done = self._labelled()
+        done.sort(key=lambda j: (-self.sign * j.value, j.iteration, j.rank))
+        best = [(j.smiles, float(j.value), j.iteration) for j in done[:top]]
+        failures = sum(1 for j in store.jobs("failed"))
+        return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
+                       self.tracker.run_id, stop_reason, len(store.iterations()))

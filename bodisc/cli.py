@@ -1,0 +1,202 @@
+"""The ``bodisc`` command.
+
+``bodisc campaign FILE`` runs or resumes a campaign; ``bodisc validate FILE`` only checks a
+campaign file. Errors a user can cause are printed as one line on stderr with a non-zero
+exit status (2 for bad input); nothing already computed is lost.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bodisc.errors import BodiscError
+
+app = typer.Typer(
+    name="bodisc",
+    help="Bayesian-optimisation discovery of molecules: campaigns, comparisons, reports.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE, e.g. acquisition.name=ucb",
+                                     param_hint="--set")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="Campaign file (TOML).", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field, e.g. --set acquisition.name=ucb "
+                               "(TOML value syntax)."),
+]
+
+
+@app.command()
+def validate(config: ConfigArg, set_: SetOpt = None) -> None:
+    """Check a campaign file without running anything."""
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    typer.echo(f"{config}: valid campaign {cfg.name!r} ({cfg.acquisition.name}, "
+               f"{cfg.budget.oracle_calls} oracle calls of {cfg.oracle.name})")
+
+
+@app.command()
+def campaign(
+    config: ConfigArg,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Discard this campaign's store and start anew (says what it discards)."
+    )] = False,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI instead of [paths] mlruns."
+    )] = None,
+) -> None:
+    """Run a campaign, or continue it where it stopped."""
+    from rich.console import Console
+
+    from bodisc.campaign import Campaign, discard_store
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=False, highlight=False)
+    if fresh:
+        discarded = discard_store(cfg)
+        if discarded:
+            console.print(f"--fresh: discarding the campaign store {discarded}")
+    reporter = _quiet_reporter(console) if quiet else _rich_reporter(console)
+    try:
+        summary = Campaign(cfg, str(config), reporter, tracking_uri=tracking_uri).run()
+    except KeyboardInterrupt:
+        console.print("interrupted: every finished oracle call is in the store; run the same "
+                      "command to continue")
+        raise typer.Exit(130) from None
+    _print_summary(console, cfg, summary)
+
+
+def _quiet_reporter(console: Any) -> Any:
+    from bodisc.campaign import Reporter
+
+    class Quiet(Reporter):
+        def message(self, text: str) -> None:
+            console.print(text)
+
+    return Quiet()
+
+
+def _rich_reporter(console: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bodisc.campaign import Reporter
+
+    class Rich(Reporter):
+        def __init__(self) -> None:
+            self.progress = Progress(
+                TextColumn("iteration {task.fields[iteration]:>3} {task.fields[phase]:<11}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("oracle calls  best {task.fields[best]}  {task.fields[elapsed]}"),
+                console=console, transient=False,
+            )
+            self.task: Any = None
+            self.start = time.monotonic()
+
+        def _fmt(self, best: float | None) -> str:
+            return "-" if best is None else f"{best:.3f}"
+
+        def _elapsed(self) -> str:
+            s = int(time.monotonic() - self.start)
+            return f"{s // 60:d}:{s % 60:02d} elapsed"
+
+        def begin(self, budget: int, used: int, best: float | None) -> None:
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "campaign", total=budget, completed=used, iteration=0, phase="start",
+                best=self._fmt(best), elapsed=self._elapsed(),
+            )
+
+        def phase(self, iteration: int, phase: str) -> None:
+            self.progress.update(self.task, iteration=iteration, phase=phase,
+                                 elapsed=self._elapsed())
+
+        def progress(self, iteration: int, used: int, best: float | None) -> None:
+            self.progress.update(self.task, completed=used, iteration=iteration,
+                                 best=self._fmt(best), elapsed=self._elapsed())
+
+        def message(self, text: str) -> None:
+            self.progress.console.print(text)
+
+        def end(self) -> None:
+            self.progress.stop()
+
+    return Rich()
+
+
+def _print_summary(console: Any, cfg: Any, summary: Any) -> None:
+    from rich.table import Table
+
+    from bodisc.tracking.mlflow_tracker import ui_command
+
+    unit = cfg.objective.unit
+    table = Table(title=f"{cfg.name}: best molecules ({cfg.objective.direction} "
+                        f"{cfg.objective.property})")
+    table.add_column("#", justify="right")
+    table.add_column("SMILES")
+    table.add_column(f"{cfg.objective.property} / {unit}" if unit else cfg.objective.property,
+                     justify="right")
+    table.add_column("iteration", justify="right")
+    for i, (smiles, value, it) in enumerate(summary.best, 1):
+        table.add_row(str(i), smiles, f"{value:.3f}", str(it))
+    console.print(table)
+    console.print(f"stopped: {summary.stop_reason}; {summary.calls_used} oracle calls "
+                  f"({summary.failures} failed) in {summary.iterations} iterations")
+    console.print(f"store:      {summary.store}")
+    console.print(f"results:    {summary.csv}")
+    if summary.run_id:
+        console.print(f"MLflow run: {summary.run_id}")
+        console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
+    else:
+        console.print("MLflow run: not logged (tracking unavailable); the next start logs it")
+
+
+def main() -> None:
+    """Entry point: run the app, turning bodisc errors into one line and an exit status."""
+    try:
+        app(standalone_mode=False)
+    except BodiscError as exc:
+        print(f"bodisc: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

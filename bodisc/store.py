@@ -1,0 +1,365 @@
+"""The campaign store: one SQLite database per campaign (WAL mode).
+
+Everything a campaign knows lives here, so a campaign killed at any moment resumes from
+it and nothing is kept only in memory:
+
+* ``meta``: campaign name, the whole config (JSON), the fingerprint of the sections that
+  must not change between runs, schema version, MLflow run id.
+* ``molecules``: every molecule ever proposed, keyed by InChIKey, with where it came from.
+* ``descriptors``: descriptor values per molecule and descriptor set (or the failure).
+* ``jobs``: oracle calls. A job is written ``pending`` in the same transaction that
+  records the iteration's selection, then becomes ``done`` (with its value) or ``failed``
+  (with its reason) in its own transaction the moment its result arrives. A job is
+  unique per molecule, so a molecule is never paid for twice.
+* ``iterations``: one row per iteration: ``selected`` once its batch is chosen,
+  ``complete`` once every job of it has a result, with its metrics; ``logged`` says
+  whether its MLflow record went out.
+
+Exactly-once accounting follows: on resume, only ``pending`` jobs are re-submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bodisc.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS molecules (
+    inchikey TEXT PRIMARY KEY,
+    smiles TEXT NOT NULL,
+    heavy_atoms INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    parents TEXT NOT NULL DEFAULT '[]',
+    first_iteration INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS descriptors (
+    inchikey TEXT NOT NULL REFERENCES molecules(inchikey),
+    descriptor_set TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    vector TEXT,
+    reason TEXT,
+    seconds REAL,
+    iteration INTEGER NOT NULL,
+    PRIMARY KEY (inchikey, descriptor_set)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    inchikey TEXT NOT NULL UNIQUE REFERENCES molecules(inchikey),
+    iteration INTEGER NOT NULL,
+    rank INTEGER NOT NULL,
+    oracle TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+    value REAL,
+    reason TEXT,
+    pred_mean REAL,
+    pred_std REAL,
+    acq_value REAL,
+    seconds REAL,
+    extras TEXT,
+    submitted_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_iteration ON jobs(iteration, rank);
+CREATE TABLE IF NOT EXISTS iterations (
+    iteration INTEGER PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('selected', 'complete')),
+    n_candidates INTEGER NOT NULL DEFAULT 0,
+    train_min REAL,
+    train_max REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    logged INTEGER NOT NULL DEFAULT 0,
+    started_at REAL NOT NULL,
+    finished_at REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One oracle call as stored."""
+
+    id: int
+    inchikey: str
+    smiles: str
+    iteration: int
+    rank: int
+    status: str
+    value: float | None
+    reason: str | None
+    pred_mean: float | None
+    pred_std: float | None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to create when an iteration's batch is chosen."""
+
+    inchikey: str
+    pred_mean: float | None = None
+    pred_std: float | None = None
+    acq_value: float | None = None
+
+
+class CampaignStore:
+    """Access to one campaign database.
+
+    Args:
+        path: The ``.sqlite`` file; its folder is created.
+        create: Create the schema when the file is new; when ``False``, a missing file is
+            an error.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(f"{self.path}: no campaign store here")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self.transaction():
+                for stmt in _SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+                if self.get_meta("schema_version") is None:
+                    self.set_meta("schema_version", SCHEMA_VERSION)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the campaign store ({exc})") from None
+        version = self.get_meta("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version}, this bodisc reads "
+                f"{SCHEMA_VERSION}; start a new campaign with --fresh"
+            )
+
+    # -- plumbing ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic ``BEGIN IMMEDIATE ... COMMIT``; rolled back on any exception."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: cannot write the campaign store ({exc})") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot write the campaign store ({exc})") from None
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        cur = self._db.execute(sql, args)
+        cur.row_factory = sqlite3.Row
+        return cur.fetchall()
+
+    # -- meta -------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        """A JSON value stored under ``key``, or ``None``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON-able value under ``key`` (inside or outside a transaction)."""
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, sort_keys=True)),
+        )
+
+    # -- molecules and descriptors ----------------------------------------------------
+    def add_molecules(self, rows: Iterable[tuple[str, str, int, str, Sequence[str]]],
+                      iteration: int) -> None:
+        """Insert molecules not yet known: ``(inchikey, smiles, heavy_atoms, origin, parents)``."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO molecules VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(k, s, h, o, json.dumps(list(p)), iteration, now) for k, s, h, o, p in rows],
+            )
+
+    def smiles_of(self, inchikeys: Sequence[str]) -> dict[str, str]:
+        """Canonical SMILES of known molecules."""
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(inchikeys), 500):
+            marks = ",".join("?" * len(chunk))
+            for k, s in self._db.execute(
+                f"SELECT inchikey, smiles FROM molecules WHERE inchikey IN ({marks})", chunk
+            ):
+                out[k] = s
+        return out
+
+    def descriptors_of(self, inchikeys: Sequence[str], descriptor_set: str
+                       ) -> dict[str, tuple[str, list[float] | None, str | None]]:
+        """Cached descriptor results: ``inchikey -> (status, vector or None, reason)``."""
+        out: dict[str, tuple[str, list[float] | None, str | None]] = {}
+        for chunk in _chunks(list(inchikeys), 500):
+            marks = ",".join("?" * len(chunk))
+            for k, status, vec, reason in self._db.execute(
+                f"SELECT inchikey, status, vector, reason FROM descriptors "
+                f"WHERE descriptor_set = ? AND inchikey IN ({marks})",
+                [descriptor_set, *chunk],
+            ):
+                values = None if vec is None else [_nan_if_none(v) for v in json.loads(vec)]
+                out[k] = (status, values, reason)
+        return out
+
+    def put_descriptors(self, inchikey: str, descriptor_set: str, vector: Sequence[float] | None,
+                        reason: str | None, seconds: float, iteration: int) -> None:
+        """Commit one molecule's descriptors (``vector``) or its failure (``reason``)."""
+        status = "done" if reason is None else "failed"
+        vec = None if vector is None else json.dumps([_json_float(v) for v in vector])
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO descriptors VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (inchikey, descriptor_set, status, vec, reason, seconds, iteration),
+            )
+
+    def excluded_inchikeys(self, descriptor_set: str, before_iteration: int) -> set[str]:
+        """Molecules never to propose again: labelled, pending, failed, or unfeaturisable.
+
+        Only what earlier iterations recorded counts, so an iteration redone after a kill
+        sees exactly what it saw the first time.
+        """
+        rows = self._db.execute(
+            "SELECT inchikey FROM jobs WHERE iteration < ? UNION SELECT inchikey FROM "
+            "descriptors WHERE descriptor_set = ? AND status = 'failed' AND iteration < ?",
+            (before_iteration, descriptor_set, before_iteration),
+        )
+        return {r[0] for r in rows}
+
+    # -- jobs and iterations ----------------------------------------------------------
+    def start_iteration(self, iteration: int, jobs: Sequence[NewJob], oracle: str,
+                        n_candidates: int, train_range: tuple[float, float] | None) -> None:
+        """Record an iteration's chosen batch as pending jobs, atomically."""
+        now = time.time()
+        lo, hi = train_range if train_range else (None, None)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO iterations(iteration, status, n_candidates, train_min, train_max,"
+                " started_at) VALUES (?, 'selected', ?, ?, ?, ?)",
+                (iteration, n_candidates, lo, hi, now),
+            )
+            db.executemany(
+                "INSERT INTO jobs(inchikey, iteration, rank, oracle, status, pred_mean,"
+                " pred_std, acq_value, submitted_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                [(j.inchikey, iteration, r, oracle, j.pred_mean, j.pred_std, j.acq_value, now)
+                 for r, j in enumerate(jobs)],
+            )
+
+    def finish_job(self, job_id: int, value: float | None, reason: str | None, seconds: float,
+                   extras: dict[str, Any] | None = None) -> None:
+        """Commit one oracle result; a job already finished is left as it is."""
+        status = "done" if reason is None else "failed"
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, value = ?, reason = ?, seconds = ?, extras = ?,"
+                " finished_at = ? WHERE id = ? AND status = 'pending'",
+                (status, value, reason, seconds, json.dumps(extras or {}), time.time(), job_id),
+            )
+
+    def complete_iteration(self, iteration: int, metrics: dict[str, float]) -> None:
+        """Mark an iteration complete with its metrics."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE iterations SET status = 'complete', metrics = ?, finished_at = ?"
+                " WHERE iteration = ?",
+                (json.dumps(metrics, sort_keys=True), time.time(), iteration),
+            )
+
+    def mark_logged(self, iteration: int) -> None:
+        """Record that an iteration's MLflow record went out."""
+        with self.transaction() as db:
+            db.execute("UPDATE iterations SET logged = 1 WHERE iteration = ?", (iteration,))
+
+    def jobs(self, status: str | None = None, iteration: int | None = None) -> list[Job]:
+        """Jobs in submission order, optionally filtered."""
+        sql = ("SELECT j.id, j.inchikey, m.smiles, j.iteration, j.rank, j.status, j.value,"
+               " j.reason, j.pred_mean, j.pred_std FROM jobs j JOIN molecules m USING (inchikey)")
+        where, args = [], []
+        if status is not None:
+            where.append("j.status = ?")
+            args.append(status)
+        if iteration is not None:
+            where.append("j.iteration = ?")
+            args.append(iteration)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY j.iteration, j.rank"
+        return [Job(*row) for row in self._db.execute(sql, args)]
+
+    def calls_used(self) -> int:
+        """Oracle calls spent or committed to: every job, whatever its status."""
+        return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    def iterations(self) -> list[dict[str, Any]]:
+        """All iteration rows as dicts, in order."""
+        rows = self._rows("SELECT * FROM iterations ORDER BY iteration")
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["metrics"] = json.loads(d["metrics"])
+            out.append(d)
+        return out
+
+    def open_iteration(self) -> int | None:
+        """The iteration whose batch was chosen but not finished, if any."""
+        row = self._db.execute(
+            "SELECT iteration FROM iterations WHERE status = 'selected' ORDER BY iteration"
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def next_iteration(self) -> int:
+        """Number of the next iteration to start."""
+        row = self._db.execute("SELECT MAX(iteration) FROM iterations").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def results_frame(self) -> Any:
+        """Every oracle job with its molecule, as a pandas DataFrame (for export)."""
+        import pandas as pd
+
+        rows = self._rows(
+            "SELECT m.smiles, j.inchikey, j.iteration, j.rank, j.status, j.value, j.reason,"
+            " j.pred_mean, j.pred_std, j.acq_value, j.seconds, m.origin, m.parents"
+            " FROM jobs j JOIN molecules m USING (inchikey) ORDER BY j.iteration, j.rank"
+        )
+        return pd.DataFrame([dict(r) for r in rows])
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return None if value != value else value  # NaN -> null

@@ -1,0 +1,1 @@
+"""Surrogate models: the exact GP on descriptors."""

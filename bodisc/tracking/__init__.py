@@ -1,0 +1,1 @@
+"""Tracking: MLflow logging and extrapolation diagnostics."""

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, register, select
+from bodisc.surrogates.gp import GPSurrogate, expected_improvement_log
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, size=(40, 2))
+    y = -(X**2).sum(1)
+    gp = GPSurrogate("matern52", "cpu").fit(X, y)
+    Xc = rng.uniform(-3, 3, size=(400, 2))
+    return gp, X, y, Xc
+
+
+@pytest.mark.parametrize("name", sorted(ACQUISITIONS))
+def test_every_strategy_returns_q_distinct_valid_indices(problem, name):
+    gp, _, y, Xc = problem
+    ctx = AcquisitionContext(Xc, 12, float(y.max()), np.random.default_rng(0), gp, 2.0)
+    sel = select(name, ctx)
+    assert len(sel.index) == 12
+    assert len(set(sel.index.tolist())) == 12
+    assert sel.index.min() >= 0 and sel.index.max() < len(Xc)
+
+
+@pytest.mark.parametrize("name", sorted(ACQUISITIONS))
+def test_strategies_are_deterministic_under_a_seed(problem, name):
+    gp, _, y, Xc = problem
+    a = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp))
+    b = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp))
+    np.testing.assert_array_equal(a.index, b.index)
+
+
+def test_first_logei_pick_is_the_argmax_of_logei(problem):
+    gp, _, y, Xc = problem
+    sel = select("logei", AcquisitionContext(Xc, 3, float(y.max()), None, gp))
+    mean, std = gp.predict(Xc)
+    assert sel.index[0] == int(np.argmax(expected_improvement_log(mean, std, float(y.max()))))
+
+
+def test_believer_spreads_a_batch_out(problem):
+    gp, _, y, Xc = problem
+    ucb = select("ucb", AcquisitionContext(Xc, 8, float(y.max()), None, gp, beta=9.0))
+    mean, std = gp.predict(Xc)
+    top8 = np.argsort(-(mean + 3.0 * std))[:8]
+    # without the believer the batch would be the 8 best UCB values, clumped together
+    spread = np.mean([np.linalg.norm(Xc[i] - Xc[j]) for i in ucb.index for j in ucb.index])
+    spread_top = np.mean([np.linalg.norm(Xc[i] - Xc[j]) for i in top8 for j in top8])
+    assert spread > spread_top
+
+
+def test_greedy_takes_the_best_means(problem):
+    gp, _, y, Xc = problem
+    sel = select("greedy", AcquisitionContext(Xc, 4, float(y.max()), None, gp))
+    mean, _ = gp.predict(Xc)
+    assert set(sel.index.tolist()) == set(np.argsort(-mean)[:4].tolist())
+
+
+def test_registry_refuses_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        register("logei")(lambda ctx: None)

@@ -1,0 +1,50 @@
+import os
+import signal
+import time
+
+from bodisc.execution import LocalExecutor
+
+
+def square(x):
+    return x * x
+
+
+def misbehave(x):
+    if x == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if x == "hang":
+        time.sleep(60)
+    if x == "raise":
+        raise ValueError("bad molecule")
+    return x.upper()
+
+
+def thread_setting():
+    return os.environ.get("OMP_NUM_THREADS")
+
+
+def test_runs_every_task_once():
+    with LocalExecutor(2) as ex:
+        out = list(ex.run(square, [(i, (i,)) for i in range(10)], timeout_s=30))
+    assert sorted(o.key for o in out) == list(range(10))
+    assert all(o.value == o.key**2 and o.failure is None for o in out)
+
+
+def test_workers_are_single_threaded():
+    with LocalExecutor(1) as ex:
+        (out,) = list(ex.run(thread_setting, [(0, ())], timeout_s=30))
+    assert out.value == "1"
+
+
+def test_crash_hang_and_error_cost_only_their_own_task():
+    tasks = [(x, (x,)) for x in ["a", "crash", "b", "hang", "raise", "c"]]
+    start = time.monotonic()
+    with LocalExecutor(2) as ex:
+        out = {o.key: o for o in ex.run(misbehave, tasks, timeout_s=3)}
+    assert time.monotonic() - start < 40
+    assert set(out) == {"a", "crash", "b", "hang", "raise", "c"}
+    for ok in "abc":
+        assert out[ok].value == ok.upper() and out[ok].failure is None
+    assert out["crash"].failure.startswith("crash")
+    assert out["hang"].failure.startswith("timeout after 3 s")
+    assert out["raise"].failure == "ValueError: bad molecule"

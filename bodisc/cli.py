@@ -78,7 +78,7 @@ def campaign(
     from bodisc.config import load_campaign
 
     cfg = load_campaign(config, _parse_overrides(set_ or []))
-    console = Console(stderr=False, highlight=False)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
     if fresh:
         discarded = discard_store(cfg)
         if discarded:
@@ -110,7 +110,7 @@ def _rich_reporter(console: Any) -> Any:
 
     class Rich(Reporter):
         def __init__(self) -> None:
-            self.progress = Progress(
+            self.bar = Progress(
                 TextColumn("iteration {task.fields[iteration]:>3} {task.fields[phase]:<11}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -128,25 +128,25 @@ def _rich_reporter(console: Any) -> Any:
             return f"{s // 60:d}:{s % 60:02d} elapsed"
 
         def begin(self, budget: int, used: int, best: float | None) -> None:
-            self.progress.start()
-            self.task = self.progress.add_task(
+            self.bar.start()
+            self.task = self.bar.add_task(
                 "campaign", total=budget, completed=used, iteration=0, phase="start",
                 best=self._fmt(best), elapsed=self._elapsed(),
             )
 
         def phase(self, iteration: int, phase: str) -> None:
-            self.progress.update(self.task, iteration=iteration, phase=phase,
+            self.bar.update(self.task, iteration=iteration, phase=phase,
                                  elapsed=self._elapsed())
 
         def progress(self, iteration: int, used: int, best: float | None) -> None:
-            self.progress.update(self.task, completed=used, iteration=iteration,
+            self.bar.update(self.task, completed=used, iteration=iteration,
                                  best=self._fmt(best), elapsed=self._elapsed())
 
         def message(self, text: str) -> None:
-            self.progress.console.print(text)
+            self.bar.console.print(text)
 
         def end(self) -> None:
-            self.progress.stop()
+            self.bar.stop()
 
     return Rich()
 

@@ -67,10 +67,11 @@ class Tracker:
               tags: Mapping[str, str]) -> str | None:
         """Continue run ``run_id`` or create a new one; returns the run id or ``None``."""
         try:
-            for name in ("mlflow", "alembic"):
-                logging.getLogger(name).setLevel(logging.WARNING)
             from mlflow.entities import Param, RunStatus
             from mlflow.tracking import MlflowClient
+
+            for name in ("mlflow", "alembic"):  # after import: mlflow sets its own levels
+                logging.getLogger(name).setLevel(logging.WARNING)
 
             if self.uri.startswith("sqlite:"):
                 self.mlruns.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,109 @@
+"""Real campaigns end to end: xTB, worker processes, SQLite store, MLflow."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY, write_campaign
+
+pytestmark = pytest.mark.slow
+
+PLUGIN = Path(__file__).parent / "plugins" / "ledger_oracle.py"
+
+
+def ledger_campaign(folder: Path) -> Path:
+    text = TINY.replace('name = "xtb_dipole"', f'name = "{PLUGIN}:LedgerXtbDipole"')
+    text = text.replace("n_conformers = 2", f'n_conformers = 2\nledger = "{folder}/ledger.txt"')
+    return write_campaign(folder, text)
+
+
+def start(path: Path, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bodisc.cli", "campaign", str(path),
+                             "--quiet"], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def final_labels(store: Path) -> list[tuple]:
+    with sqlite3.connect(store) as db:
+        return db.execute("SELECT inchikey, iteration, rank, status, value FROM jobs "
+                          "ORDER BY iteration, rank").fetchall()
+
+
+def test_campaign_runs_and_reports(tmp_path):
+    path = ledger_campaign(tmp_path)
+    proc = start(path, tmp_path)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "best molecules" in out and "MLflow UI:" in out and "results.csv" in out
+    rows = final_labels(tmp_path / "runs/tiny/store.sqlite")
+    assert len(rows) == 10
+    ledger = (tmp_path / "ledger.txt").read_text().split()
+    assert len(ledger) == len(set(ledger)) == 10
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.data.params["acquisition.name"] == "logei"
+    assert run.data.metrics["calls_used"] == 10
+    history = client.get_metric_history(run.info.run_id, "best_so_far")
+    assert len(history) == 3  # iterations 0, 1, 2
+    arts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert "results.csv" in arts
+
+
+def test_kill_and_resume_holds_each_oracle_call_exactly_once(tmp_path):
+    ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
+    ref_dir.mkdir()
+    kill_dir.mkdir()
+    ref = start(ledger_campaign(ref_dir), ref_dir)
+    path = ledger_campaign(kill_dir)
+    store = kill_dir / "runs/tiny/store.sqlite"
+    proc = start(path, kill_dir)
+    # wait until an iteration after the seeds is under way with some of its calls done
+    deadline = time.monotonic() + 400
+    killed_mid_iteration = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                with sqlite3.connect(store, timeout=1) as db:
+                    row = db.execute(
+                        "SELECT SUM(status = 'done'), SUM(status = 'pending') FROM jobs "
+                        "WHERE iteration >= 1 AND iteration IN "
+                        "(SELECT iteration FROM iterations WHERE status = 'selected')"
+                    ).fetchone()
+            except sqlite3.OperationalError:
+                row = (None, None)
+            if row[0] and row[1]:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed_mid_iteration = True
+                break
+        time.sleep(0.02)
+    proc.wait(timeout=60)
+    assert killed_mid_iteration, "the campaign finished before it could be killed"
+    with sqlite3.connect(store) as db:
+        done_at_kill = {r[0] for r in db.execute(
+            "SELECT m.smiles FROM jobs j JOIN molecules m USING (inchikey) "
+            "WHERE j.status != 'pending'")}
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    before = (kill_dir / "ledger.txt").read_text().split()
+
+    resumed = start(path, kill_dir)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    assert "resuming iteration" in out
+    after = (kill_dir / "ledger.txt").read_text().split()[len(before):]
+    assert not done_at_kill & set(after), "a finished oracle call was repeated"
+
+    ref_out, ref_err = ref.communicate(timeout=600)
+    assert ref.returncode == 0, ref_err
+    got = final_labels(store)
+    want = final_labels(ref_dir / "runs/tiny/store.sqlite")
+    assert len(got) == 10 and len({r[0] for r in got}) == 10
+    assert got == want

@@ -1,0 +1,96 @@
+import subprocess
+import sys
+
+import pytest
+
+from bodisc.config import load_campaign
+from bodisc.errors import ConfigError
+from tests.conftest import TINY, write_campaign
+
+
+def test_tiny_campaign_is_valid(tiny_campaign):
+    cfg = load_campaign(tiny_campaign)
+    assert cfg.name == "tiny"
+    assert cfg.acquisition.batch_size == 3
+    assert cfg.path("store").name == "store.sqlite"
+
+
+def test_shipped_dipole_campaign_is_valid():
+    cfg = load_campaign("campaigns/dipole.toml")
+    assert cfg.objective.property == "dipole"
+
+
+def test_config_is_frozen(tiny_campaign):
+    cfg = load_campaign(tiny_campaign)
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
+        cfg.acquisition.batch_size = 5
+
+
+BAD = [
+    # (replace this, with this, field named, words the message must contain)
+    ('batch_size = 3', 'batch_size = 3\nbatchsize = 4', "acquisition.batchsize",
+     "unknown field"),
+    ('oracle_calls = 10', 'oracle_calls = "ten"', "budget.oracle_calls", "integer"),
+    ('"CCO", "CC#N"', '"CCO", "C1CC"', "seed_molecules[1]", "not a valid molecule"),
+    ('name = "logei"', 'name = "expected_awesomeness"', "acquisition.name",
+     "greedy, logei, random, thompson, ucb"),
+    ('name = "xtb_dipole"', 'name = "dft_magic"', "oracle.name", "registered: "),
+    ('"CCO", "CC#N"', '"CCO", "CCCCCCCC"', "seed_molecules[1]", "max_heavy_atoms"),
+    ('"CCO", "CC#N"', '"CCO", "CCS"', "seed_molecules[1]", "allowed_elements"),
+    ('"CCO", "CC#N"', '"CCO", "C[NH3+]"', "seed_molecules[1]", "charged"),
+    ('oracle_calls = 10', 'oracle_calls = 2', "budget.oracle_calls", "at least one batch"),
+    ('n_conformers = 2', 'n_conformers = 0', "oracle.options.n_conformers", "greater than"),
+    ('n_conformers = 2', 'n_confs = 2', "oracle.options.n_confs", "unknown field"),
+    ('direction = "maximize"', 'direction = "up"', "objective.direction",
+     "'maximize' or 'minimize'"),
+    ('names = ["mu", "homo", "lumo", "mw"]', 'names = ["mu", "charisma"]',
+     "descriptors.names[1]", "unknown descriptor"),
+    ('allowed_elements = ["C", "N", "O"]', 'allowed_elements = ["C", "Xx"]',
+     "generator.allowed_elements", "unknown element"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "field", "words"), BAD)
+def test_bad_campaign_files_give_one_line_naming_field_value_and_allowed(
+        tmp_path, old, new, field, words):
+    assert old in TINY
+    path = write_campaign(tmp_path, TINY.replace(old, new, 1))
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {field} = ")
+    assert words in msg
+
+
+def test_not_toml_and_missing_file(tmp_path):
+    path = write_campaign(tmp_path, "name = [unclosed")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_campaign(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_campaign(tmp_path / "nope.toml")
+
+
+def test_missing_required_field(tmp_path):
+    path = write_campaign(tmp_path, TINY.replace('random_seed = 7\n', ''))
+    with pytest.raises(ConfigError, match=r"random_seed = \(missing\): required"):
+        load_campaign(path)
+
+
+def test_cli_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    path = write_campaign(tmp_path, TINY.replace('name = "logei"', 'name = "nope"'))
+    proc = subprocess.run([sys.executable, "-m", "bodisc.cli", "campaign", str(path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "acquisition.name = 'nope'" in lines[0]
+    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_overrides_are_validated_like_the_file(tiny_campaign):
+    cfg = load_campaign(tiny_campaign, {"acquisition.name": "ucb"})
+    assert cfg.acquisition.name == "ucb"
+    with pytest.raises(ConfigError, match="acquisition.batch_size"):
+        load_campaign(tiny_campaign, {"acquisition.batch_size": -1})

@@ -308,8 +308,20 @@ class Campaign:
                                   f"descriptors; choosing at random")
             sel = select("random", AcquisitionContext(X_c, q, 0.0, rng))
             return [NewJob(cand[i].inchikey) for i in sel.index], len(cand), None
+        from bodisc.surrogates.gp import SMALL_N, torch_threads
+
+        with torch_threads(1 if len(train) < SMALL_N else None):
+            return self._fit_and_select(it, train, cand, feats, q, rng, timings)
+
+    def _fit_and_select(self, it: int, train: list[Job], cand: Sequence[Any],
+                        feats: dict[str, list[float]], q: int, rng: np.random.Generator,
+                        timings: dict[str, float]
+                        ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
+        from bodisc.acquisition import AcquisitionContext, select
         from bodisc.surrogates.gp import GPSurrogate
 
+        cfg = self.config
+        X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
         self.reporter.phase(it, "fit")
         X_t = np.array([feats[j.inchikey] for j in train], dtype=float)
         y_t = np.array([self.sign * j.value for j in train])
@@ -319,7 +331,7 @@ class Campaign:
         self.reporter.phase(it, "acquire")
         t0 = time.perf_counter()
         ctx = AcquisitionContext(X_c, q, float(y_t.max()), rng, gp, cfg.acquisition.beta)
-        sel = select(name, ctx)
+        sel = select(cfg.acquisition.name, ctx)
         mean, std = gp.predict(X_c[sel.index])
         timings["score_s"] = time.perf_counter() - t0
         jobs = [
@@ -371,7 +383,7 @@ class Campaign:
             self.reporter.progress(it, store.calls_used(), self._best_value())
         timings = dict(store.get_meta(f"timings/{it}") or {})
         timings["oracle_s"] = time.perf_counter() - t0 + float(
-            (store.get_meta(f"oracle_s/{it}") or 0.0))
+            store.get_meta(f"oracle_s/{it}") or 0.0)
         store.complete_iteration(it, self._iteration_metrics(it, timings))
         self._log_pending_iterations()
 

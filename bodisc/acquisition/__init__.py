@@ -163,7 +163,7 @@ def greedy_mean(ctx: AcquisitionContext) -> Selection:
 
 @register("random", needs_model=False)
 def random_choice(ctx: AcquisitionContext) -> Selection:
-    """q candidates uniformly at random, without a model."""
+    """Q candidates uniformly at random, without a model."""
     m = ctx.X.shape[0]
     index = ctx.rng.choice(m, size=min(ctx.q, m), replace=False)
     return Selection(np.asarray(index, dtype=int), np.zeros(len(index)))

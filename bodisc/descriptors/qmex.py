@@ -1,0 +1,690 @@
+"""QMex descriptors, fast tier: GFN2-xTB single points on one force-field geometry.
+
+QMex (Shimakawa, Kumada, Sato, npj Comput. Mater. 10, 11, 2024) defines 22 quantum-
+mechanical descriptors. This module computes the 20 that need no Hessian (``G`` and
+``log10(Q)`` belong to a slower tier) with GFN2-xTB (tblite).
+
+Geometry: RDKit ETKDGv3 (``randomSeed = seed``) embeds ``n_conformers`` conformers,
+MMFF94 optimises them, and the one lowest in MMFF94 energy is used for every descriptor
+(:mod:`bodisc.chem.conformers`). All single points are on that one frozen geometry
+(vertical), gas phase unless stated, GFN2-xTB, electronic temperature 300 K; the spin
+of each species is the lowest allowed (``uhf = n_electrons mod 2``).
+
+======================  =========  ============================================================
+name                    unit       recipe
+======================  =========  ============================================================
+``mw``                  g/mol      RDKit ``Descriptors.MolWt`` (average atomic weights, with H)
+``Ne/Na``               1          all electrons (sum of Z minus charge) / all atoms (with H)
+``homo``                eV         neutral: orbital energy of the highest occupied orbital
+``lumo``                eV         neutral: orbital energy of the lowest unoccupied orbital
+``Eiv``                 eV         vertical ionisation energy E(cation) - E(neutral); raw
+                                   GFN2-xTB, no empirical IP shift
+``Eav``                 eV         vertical electron affinity E(neutral) - E(anion); raw
+                                   GFN2-xTB, no empirical EA shift (positive = bound anion)
+``Vm``                  A^3        van der Waals volume of the molecule (not per mole): union of
+                                   spheres with RDKit's vdW radii, counted on a 0.2 A grid
+                                   (x 0.6022 gives cm^3/mol)
+``alpha``               A^3        isotropic static polarisability (1/3 trace of d mu / d F),
+                                   forward finite field of 1e-3 a.u. along x, y, z (3 single
+                                   points); computed in Bohr^3 and converted (x 0.148185).
+                                   GFN2-xTB's minimal basis gives about 2/3 of QM9's B3LYP
+                                   values (Pearson r 0.74 on 300 QM9 molecules)
+``alpha/Vm``            1          ``alpha`` / ``Vm`` (both in A^3)
+``log10(R2)``           log10 a.u. electronic spatial extent <r^2> in Bohr^2 about the centre of
+                                   nuclear charge: sum_A (Z_A - q_A) |R_A - R_c|^2 (xTB
+                                   charges q_A as point populations) + sum_A <r^2>_A (free
+                                   atoms, Slater-rule orbitals, :func:`slater_atomic_r2`);
+                                   QM9's B3LYP <R^2> within ~10 % (Pearson r 0.93 of log10)
+``log10(RA)``           log10 GHz  rotational constant A = h / (8 pi^2 I_min) from the
+                                   geometry, most-abundant-isotope masses; NaN for linear
+                                   molecules and atoms (I_min < 0.01 amu A^2)
+``mu``                  D          neutral: magnitude of the xTB dipole moment
+``min(esp)``            e          neutral: smallest xTB atomic partial charge (Mulliken-type
+                                   charges of tblite, used as the atomic "electrostatic" charge)
+``max(esp)``            e          neutral: largest xTB atomic partial charge
+``min(mbo)``            1          neutral: smallest Wiberg bond order over the bonds of the
+                                   RDKit molecular graph (with H)
+``max(mbo)``            1          neutral: largest such Wiberg bond order
+``dEw``                 eV         E(ALPB water) - E(gas), same geometry (tblite ALPB, gsolv)
+``dEo``                 eV         E(ALPB octanol) - E(gas), same geometry
+``dEacid``              eV         vertical deprotonation energy
+                                   min_site E(M - H+) + E(H+) - E(M) (positive); sites:
+                                   symmetry-unique H on N, O, S, P, ... (any non-C heavy atom),
+                                   or, when there is none, unique H on C; of those the 3 with
+                                   the most positive neutral xTB charge; the proton is removed,
+                                   nothing relaxes; E(H+) = 6.246 eV is GFN2-xTB's bare proton
+``dEbase``              eV         vertical protonation energy
+                                   min_site E(MH+) - E(M) - E(H+) (negative: minus the proton
+                                   affinity); sites: symmetry-unique N, O, S, P with a lone
+                                   pair or, when there is none, unsaturated C; of those the 3
+                                   with the most negative neutral xTB charge; H+ is put on the
+                                   lone-pair direction (see :func:`_proton_position`) at a
+                                   standard X-H length, nothing relaxes; NaN with no site
+======================  =========  ============================================================
+
+Single points done on demand (only for the names asked): neutral (``homo lumo mu
+min/max(esp) min/max(mbo) log10(R2)`` and the reference for every energy difference),
+cation (``Eiv``), anion (``Eav``), ALPB water (``dEw``), ALPB octanol (``dEo``), three
+finite fields (``alpha``), one per site (``dEacid``, ``dEbase``). ``mw`` and ``Ne/Na``
+need no geometry; ``Vm`` and ``log10(RA)`` need no single point.
+
+Failure policy: a descriptor whose own calculation fails (an ion's SCF, a linear
+molecule's ``RA``, no protonation site) is ``nan``; the molecule fails as a whole
+(:class:`~bodisc.errors.MoleculeFailure`) only when its embedding or its neutral single
+point fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rdkit import Chem
+from rdkit.Chem import Descriptors
+
+from bodisc.chem.conformers import atomic_numbers, lowest_conformer, positions
+from bodisc.chem.molecule import parse_smiles
+from bodisc.descriptors import FAST_QMEX
+from bodisc.descriptors.xtb import (
+    ANGSTROM_PER_BOHR,
+    BOHR3_TO_ANGSTROM3,
+    DEBYE_PER_E_BOHR,
+    EV_PER_HARTREE,
+    singlepoint,
+)
+from bodisc.errors import InvalidMoleculeError, MoleculeFailure
+
+if TYPE_CHECKING:
+    from tblite.interface import Result
+
+__all__ = ["DESCRIPTOR_UNITS", "FAST_DESCRIPTORS", "compute_qmex"]
+
+#: Finite field strength for the polarisability, atomic units (Hartree/(e*Bohr)).
+FIELD_STRENGTH_AU = 1.0e-3
+#: Grid spacing of the van der Waals volume, Angstrom.
+VOLUME_GRID_A = 0.2
+#: h / (8 pi^2) in GHz * amu * Angstrom^2.
+_ROT_CONST_GHZ_AMU_A2 = 505.379005
+#: Below this smallest moment of inertia (amu * Angstrom^2) a molecule counts as linear.
+_LINEAR_INERTIA = 1.0e-2
+#: X-H bond length (Angstrom) used to place a proton on element X.
+_XH_LENGTH_A = {1: 0.74, 6: 1.09, 7: 1.02, 8: 0.97, 15: 1.42, 16: 1.34}
+_DEFAULT_XH_LENGTH_A = 1.10
+_BASE_ELEMENTS = frozenset({7, 8, 15, 16})
+#: At most this many sites are tried for dEacid and for dEbase (chosen by xTB charge).
+MAX_SITES = 3
+
+
+class _Geometry:
+    """The molecule (with H), its chosen conformer and everything derived from it lazily."""
+
+    def __init__(self, mol: Chem.Mol) -> None:
+        self.mol = mol
+        self.numbers = atomic_numbers(mol)
+        self.xyz = positions(mol, 0)
+        self.n_electrons = int(self.numbers.sum()) - Chem.GetFormalCharge(mol)
+        self.charge = Chem.GetFormalCharge(mol)
+
+    def species(self, extra_charge: int, extra_protons: int = 0) -> tuple[int, int]:
+        """Charge and unpaired electrons after adding ``extra_charge`` (e).
+
+        ``extra_protons`` of that charge come as bare protons (no electron removed);
+        the rest as removed electrons.
+        """
+        n_el = self.n_electrons - (extra_charge - extra_protons)
+        return self.charge + extra_charge, n_el % 2
+
+
+@dataclass
+class _Context:
+    """Lazy, cached intermediate results for one molecule."""
+
+    smiles: str
+    seed: int
+    n_conformers: int
+    _singlepoints: dict[str, Result] = field(default_factory=dict)
+
+    @cached_property
+    def mol2d(self) -> Chem.Mol:
+        try:
+            return Chem.AddHs(parse_smiles(self.smiles))
+        except InvalidMoleculeError as exc:
+            raise MoleculeFailure(f"embedding failed: {exc}") from None
+
+    @cached_property
+    def geometry(self) -> _Geometry:
+        return _Geometry(lowest_conformer(self.smiles, self.n_conformers, self.seed))
+
+    @property
+    def neutral(self) -> Result:
+        if "neutral" not in self._singlepoints:
+            geo = self.geometry
+            charge, uhf = geo.species(0)
+            self._singlepoints["neutral"] = singlepoint(geo.numbers, geo.xyz, charge, uhf)
+        return self._singlepoints["neutral"]
+
+    @cached_property
+    def e_neutral(self) -> float:
+        return float(self.neutral["energy"])
+
+    @cached_property
+    def charges(self) -> np.ndarray:
+        """Atomic partial charges of the neutral from xTB (e)."""
+        return np.asarray(self.neutral["charges"], dtype=float)
+
+    @cached_property
+    def dipole(self) -> np.ndarray:
+        """Dipole vector of the neutral (e*Bohr)."""
+        return np.asarray(self.neutral["dipole"], dtype=float)
+
+    def energy(self, key: str, **kwargs: Any) -> float:
+        """Energy (Hartree) of a cached variant single point of the same atoms."""
+        if key not in self._singlepoints:
+            geo = self.geometry
+            self._singlepoints[key] = singlepoint(geo.numbers, geo.xyz, **kwargs)
+        return float(self._singlepoints[key]["energy"])
+
+    def ion_energy(self, extra_charge: int) -> float:
+        charge, uhf = self.geometry.species(extra_charge)
+        return self.energy(f"charge{extra_charge:+d}", charge=charge, uhf=uhf)
+
+    def solvated_energy(self, solvent: str) -> float:
+        charge, uhf = self.geometry.species(0)
+        return self.energy(
+            f"alpb:{solvent}", charge=charge, uhf=uhf, solvent=solvent, guess=self.neutral
+        )
+
+    @cached_property
+    def volume(self) -> float:
+        return vdw_volume(self.geometry.numbers, self.geometry.xyz)
+
+    @cached_property
+    def polarisability(self) -> float:
+        """Isotropic polarisability in Angstrom^3 from forward finite fields."""
+        geo = self.geometry
+        charge, uhf = geo.species(0)
+        mu0 = self.dipole
+        diagonal = []
+        for axis in range(3):
+            field_vec = np.zeros(3)
+            field_vec[axis] = FIELD_STRENGTH_AU
+            res = singlepoint(
+                geo.numbers, geo.xyz, charge, uhf, field=field_vec, guess=self.neutral
+            )
+            diagonal.append((float(res["dipole"][axis]) - mu0[axis]) / FIELD_STRENGTH_AU)
+        return float(np.mean(diagonal)) * BOHR3_TO_ANGSTROM3
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def _mw(ctx: _Context) -> float:
+    return float(Descriptors.MolWt(ctx.mol2d))
+
+
+def _electrons_per_atom(ctx: _Context) -> float:
+    mol = ctx.mol2d
+    n_el = sum(a.GetAtomicNum() for a in mol.GetAtoms()) - Chem.GetFormalCharge(mol)
+    return n_el / mol.GetNumAtoms()
+
+
+def _frontier(ctx: _Context) -> tuple[float, float]:
+    """HOMO and LUMO energies (eV) of the neutral, from its occupations."""
+    res = ctx.neutral
+    eps = np.asarray(res["orbital-energies"], dtype=float)
+    occ = np.asarray(res["orbital-occupations"], dtype=float)
+    if eps.ndim == 2:  # spin-polarised (open shell): highest occupied, lowest empty spin orbital
+        homo = float(eps[occ > 0.5].max())
+        lumo = float(eps[occ < 0.5].min())
+        return homo * EV_PER_HARTREE, lumo * EV_PER_HARTREE
+    order = np.argsort(eps, kind="stable")
+    eps = eps[order]
+    n_occupied = (int(round(float(occ.sum()))) + 1) // 2  # a singly occupied one counts
+    if n_occupied < 1 or n_occupied >= len(eps):
+        raise ValueError("no occupied or no virtual orbital")
+    return float(eps[n_occupied - 1]) * EV_PER_HARTREE, float(eps[n_occupied]) * EV_PER_HARTREE
+
+
+def _homo(ctx: _Context) -> float:
+    return _frontier(ctx)[0]
+
+
+def _lumo(ctx: _Context) -> float:
+    return _frontier(ctx)[1]
+
+
+def _eiv(ctx: _Context) -> float:
+    return (ctx.ion_energy(+1) - ctx.e_neutral) * EV_PER_HARTREE
+
+
+def _eav(ctx: _Context) -> float:
+    return (ctx.e_neutral - ctx.ion_energy(-1)) * EV_PER_HARTREE
+
+
+def _vm(ctx: _Context) -> float:
+    return ctx.volume
+
+
+def _alpha(ctx: _Context) -> float:
+    return ctx.polarisability
+
+
+def _alpha_per_volume(ctx: _Context) -> float:
+    return ctx.polarisability / ctx.volume
+
+
+def _log_r2(ctx: _Context) -> float:
+    geo = ctx.geometry
+    xyz_bohr = geo.xyz / ANGSTROM_PER_BOHR
+    z = geo.numbers.astype(float)
+    centre = (z[:, None] * xyz_bohr).sum(axis=0) / z.sum()
+    population = z - ctx.charges
+    r2 = float((population * ((xyz_bohr - centre) ** 2).sum(axis=1)).sum())
+    r2 += sum(slater_atomic_r2(int(n)) for n in geo.numbers)
+    return math.log10(r2)
+
+
+_SLATER_SUBSHELLS = (  # (n, l) in aufbau order, up to Xe
+    (1, 0),
+    (2, 0),
+    (2, 1),
+    (3, 0),
+    (3, 1),
+    (4, 0),
+    (3, 2),
+    (4, 1),
+    (5, 0),
+    (4, 2),
+    (5, 1),
+)
+_SLATER_GROUPS = (  # Slater's groups (n, is_d) from the inside out
+    (1, False),
+    (2, False),
+    (3, False),
+    (3, True),
+    (4, False),
+    (4, True),
+    (5, False),
+)
+_SLATER_N_EFF = {1: 1.0, 2: 2.0, 3: 3.0, 4: 3.7, 5: 4.0}
+
+
+@functools.cache
+def slater_atomic_r2(z: int) -> float:
+    """Electronic <r^2> (Bohr^2) of a free neutral atom from Slater-rule orbitals.
+
+    Each electron sits in a Slater-type orbital with exponent ``(Z - s) / n*`` from
+    Slater's screening rules, whose ``<r^2> = (2n* + 2)(2n* + 1) / (4 zeta^2)``; the sum
+    runs over all electrons (H: 3.0, C: 11.5, O: 8.8 Bohr^2).
+
+    Raises:
+        ValueError: For Z > 54.
+    """
+    if not 1 <= z <= 54:
+        raise ValueError(f"Slater <r^2> is tabulated for Z = 1..54, not {z}")
+    occupation: list[tuple[int, int, int]] = []  # (n, l, electrons)
+    left = z
+    for n, ell in _SLATER_SUBSHELLS:
+        count = min(left, 2 * (2 * ell + 1))
+        occupation.append((n, ell, count))
+        left -= count
+        if not left:
+            break
+
+    total = 0.0
+    for n, ell, count in occupation:
+        rank = _SLATER_GROUPS.index((n, ell == 2))
+        screening = 0.0
+        for n2, ell2, count2 in occupation:
+            rank2 = _SLATER_GROUPS.index((n2, ell2 == 2))
+            if rank2 == rank:  # same group, other electrons
+                others = count2 - 1 if (n2, ell2) == (n, ell) else count2
+                screening += (0.30 if n == 1 else 0.35) * others
+            elif rank2 < rank:  # inner groups
+                screening += 0.85 * count2 if ell != 2 and n2 == n - 1 else 1.0 * count2
+        n_eff = _SLATER_N_EFF[n]
+        zeta = (z - screening) / n_eff
+        total += count * (2 * n_eff + 2) * (2 * n_eff + 1) / (4.0 * zeta * zeta)
+    return total
+
+
+def _log_ra(ctx: _Context) -> float:
+    return math.log10(rotational_constant_a(ctx.geometry.numbers, ctx.geometry.xyz))
+
+
+def _mu(ctx: _Context) -> float:
+    return float(np.linalg.norm(ctx.dipole)) * DEBYE_PER_E_BOHR
+
+
+def _charges(ctx: _Context) -> np.ndarray:
+    return ctx.charges
+
+
+def _min_esp(ctx: _Context) -> float:
+    return float(_charges(ctx).min())
+
+
+def _max_esp(ctx: _Context) -> float:
+    return float(_charges(ctx).max())
+
+
+def _bond_orders(ctx: _Context) -> np.ndarray:
+    wbo = np.asarray(ctx.neutral["bond-orders"], dtype=float)
+    if wbo.ndim == 3:
+        wbo = wbo.sum(axis=2)
+    bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in ctx.geometry.mol.GetBonds()]
+    if not bonds:
+        raise ValueError("no bonds")
+    i, j = np.array(bonds).T
+    return wbo[i, j]
+
+
+def _min_mbo(ctx: _Context) -> float:
+    return float(_bond_orders(ctx).min())
+
+
+def _max_mbo(ctx: _Context) -> float:
+    return float(_bond_orders(ctx).max())
+
+
+def _dew(ctx: _Context) -> float:
+    return (ctx.solvated_energy("water") - ctx.e_neutral) * EV_PER_HARTREE
+
+
+def _deo(ctx: _Context) -> float:
+    return (ctx.solvated_energy("octanol") - ctx.e_neutral) * EV_PER_HARTREE
+
+
+def _deacid(ctx: _Context) -> float:
+    geo = ctx.geometry
+    charge, uhf = geo.species(-1, extra_protons=-1)
+    energies = []
+    for h in deprotonation_sites(geo.mol, _charges(ctx)):
+        keep = np.arange(len(geo.numbers)) != h
+        try:
+            res = singlepoint(geo.numbers[keep], geo.xyz[keep], charge, uhf)
+        except MoleculeFailure:
+            continue
+        energies.append(float(res["energy"]))
+    if not energies:
+        raise ValueError("no deprotonation site converged")
+    return (min(energies) + proton_energy() - ctx.e_neutral) * EV_PER_HARTREE
+
+
+def _debase(ctx: _Context) -> float:
+    geo = ctx.geometry
+    charge, uhf = geo.species(+1, extra_protons=+1)
+    numbers = np.append(geo.numbers, 1)
+    energies = []
+    for site, pi_site in protonation_sites(geo.mol, _charges(ctx)):
+        proton = _proton_position(geo.mol, geo.xyz, site, pi_site)
+        try:
+            res = singlepoint(numbers, np.vstack([geo.xyz, proton]), charge, uhf)
+        except MoleculeFailure:
+            continue
+        energies.append(float(res["energy"]))
+    if not energies:
+        raise ValueError("no protonation site")
+    return (min(energies) - ctx.e_neutral - proton_energy()) * EV_PER_HARTREE
+
+
+@functools.cache
+def proton_energy(method: str = "GFN2-xTB") -> float:
+    """Energy of a bare proton in Hartree (not zero in xTB: its charge self-interaction).
+
+    GFN2-xTB gives 0.2296 Hartree (6.246 eV); computed once per process.
+    """
+    res = singlepoint([1], np.zeros((1, 3)), charge=1, uhf=0, method=method)
+    return float(res["energy"])
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    function: Callable[[_Context], float]
+    unit: str
+    needs_geometry: bool = True
+    needs_neutral: bool = True
+
+
+_RECIPES: dict[str, _Recipe] = {
+    "mw": _Recipe(_mw, "g/mol", needs_geometry=False, needs_neutral=False),
+    "Ne/Na": _Recipe(_electrons_per_atom, "1", needs_geometry=False, needs_neutral=False),
+    "homo": _Recipe(_homo, "eV"),
+    "lumo": _Recipe(_lumo, "eV"),
+    "Eiv": _Recipe(_eiv, "eV"),
+    "Eav": _Recipe(_eav, "eV"),
+    "Vm": _Recipe(_vm, "A^3", needs_neutral=False),
+    "alpha": _Recipe(_alpha, "A^3"),
+    "alpha/Vm": _Recipe(_alpha_per_volume, "1"),
+    "log10(R2)": _Recipe(_log_r2, "log10(Bohr^2)"),
+    "log10(RA)": _Recipe(_log_ra, "log10(GHz)", needs_neutral=False),
+    "mu": _Recipe(_mu, "D"),
+    "min(esp)": _Recipe(_min_esp, "e"),
+    "max(esp)": _Recipe(_max_esp, "e"),
+    "min(mbo)": _Recipe(_min_mbo, "1"),
+    "max(mbo)": _Recipe(_max_mbo, "1"),
+    "dEw": _Recipe(_dew, "eV"),
+    "dEo": _Recipe(_deo, "eV"),
+    "dEacid": _Recipe(_deacid, "eV"),
+    "dEbase": _Recipe(_debase, "eV"),
+}
+
+#: Every fast-tier descriptor name, in QMex order.
+FAST_DESCRIPTORS: tuple[str, ...] = tuple(_RECIPES)
+if FAST_DESCRIPTORS != FAST_QMEX:  # the light package lists them for the CLI and config
+    raise ImportError("bodisc.descriptors.FAST_QMEX and qmex._RECIPES disagree")
+#: Unit of each descriptor ("1" for dimensionless).
+DESCRIPTOR_UNITS: dict[str, str] = {name: r.unit for name, r in _RECIPES.items()}
+
+
+def compute_qmex(
+    smiles: str,
+    names: Sequence[str] | None = None,
+    *,
+    seed: int = 61453,
+    n_conformers: int = 3,
+) -> dict[str, float]:
+    """Compute fast-tier QMex descriptors of one molecule.
+
+    Only the single points the requested names need are run. Top-level and free of
+    state, so it can be sent to worker processes.
+
+    Args:
+        smiles: SMILES of the molecule.
+        names: Descriptor names (see :data:`FAST_DESCRIPTORS`); ``None`` for all.
+        seed: ETKDGv3 random seed of the conformer embedding.
+        n_conformers: Conformers embedded; the lowest in MMFF94 energy is used.
+
+    Returns:
+        ``{name: value}`` for each requested name, in the units of the module table;
+        ``nan`` where that descriptor's own calculation failed.
+
+    Raises:
+        MoleculeFailure: When the molecule fails as a whole (invalid SMILES, embedding,
+            neutral SCF).
+        KeyError: For an unknown descriptor name; the message lists the known ones.
+    """
+    requested = FAST_DESCRIPTORS if names is None else tuple(names)
+    unknown = [n for n in requested if n not in _RECIPES]
+    if unknown:
+        raise KeyError(
+            f"unknown QMex descriptor(s) {unknown}; known: {', '.join(FAST_DESCRIPTORS)}"
+        )
+    ctx = _Context(smiles, seed, n_conformers)
+    _ = ctx.mol2d  # an invalid SMILES fails the molecule, whatever was asked
+    if any(_RECIPES[n].needs_geometry for n in requested):
+        _ = ctx.geometry
+    if any(_RECIPES[n].needs_neutral for n in requested):
+        _ = ctx.neutral
+    values: dict[str, float] = {}
+    for name in requested:
+        try:
+            value = float(_RECIPES[name].function(ctx))
+        except (MoleculeFailure, ValueError, ArithmeticError):
+            value = math.nan
+        values[name] = value if math.isfinite(value) else math.nan
+    return values
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def vdw_volume(
+    numbers: Sequence[int] | np.ndarray, xyz: np.ndarray, spacing: float = VOLUME_GRID_A
+) -> float:
+    """Van der Waals volume (Angstrom^3) of a union of atomic spheres, counted on a grid.
+
+    Radii are RDKit's ``PeriodicTable.GetRvdw`` (H 1.2, C 1.7, N 1.6, O 1.55 A ...), the
+    same as ``rdkit.Chem.AllChem.ComputeMolVolume``; a grid point counts when it lies
+    inside any sphere.
+
+    Args:
+        numbers: Atomic numbers, shape ``(n,)``.
+        xyz: Coordinates in Angstrom, shape ``(n, 3)``.
+        spacing: Grid spacing in Angstrom.
+    """
+    table = Chem.GetPeriodicTable()
+    radii = np.array([table.GetRvdw(int(z)) for z in numbers], dtype=float)
+    xyz = np.asarray(xyz, dtype=float)
+    origin = (xyz - radii[:, None]).min(axis=0) - spacing
+    shape = np.ceil(((xyz + radii[:, None]).max(axis=0) - origin) / spacing).astype(int) + 2
+    inside = np.zeros(shape, dtype=bool)
+    for centre, radius in zip(xyz, radii, strict=True):
+        lo = np.floor((centre - radius - origin) / spacing).astype(int)
+        hi = np.ceil((centre + radius - origin) / spacing).astype(int) + 1
+        axes = [origin[k] + spacing * np.arange(lo[k], hi[k]) - centre[k] for k in range(3)]
+        d2 = axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2
+        inside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] |= d2 <= radius * radius
+    return float(inside.sum()) * spacing**3
+
+
+def rotational_constant_a(numbers: Sequence[int] | np.ndarray, xyz: np.ndarray) -> float:
+    """Rotational constant A (GHz), from the smallest principal moment of inertia.
+
+    Masses are those of the most abundant isotopes. Returns ``nan`` for linear molecules
+    and single atoms (smallest moment below 0.01 amu * Angstrom^2).
+    """
+    table = Chem.GetPeriodicTable()
+    masses = np.array([table.GetMostCommonIsotopeMass(int(z)) for z in numbers])
+    xyz = np.asarray(xyz, dtype=float)
+    rel = xyz - (masses[:, None] * xyz).sum(axis=0) / masses.sum()
+    inertia = -np.einsum("i,ij,ik->jk", masses, rel, rel)
+    inertia[np.diag_indices(3)] += (masses * (rel**2).sum(axis=1)).sum()
+    smallest = float(np.linalg.eigvalsh(inertia)[0])
+    if smallest < _LINEAR_INERTIA:
+        return math.nan
+    return _ROT_CONST_GHZ_AMU_A2 / smallest
+
+
+def _symmetry_unique(mol: Chem.Mol, atoms: Sequence[int]) -> list[int]:
+    """The first atom of each symmetry class among ``atoms`` (RDKit canonical ranks)."""
+    ranks = list(Chem.CanonicalRankAtoms(mol, breakTies=False))
+    seen: set[int] = set()
+    unique = []
+    for idx in atoms:
+        if ranks[idx] not in seen:
+            seen.add(ranks[idx])
+            unique.append(idx)
+    return unique
+
+
+def deprotonation_sites(
+    mol: Chem.Mol, charges: np.ndarray | None = None, max_sites: int = MAX_SITES
+) -> list[int]:
+    """Indices of the hydrogens tried for ``dEacid``.
+
+    Symmetry-unique H bound to any heavy atom other than carbon; when there is none,
+    symmetry-unique H bound to carbon. With ``charges`` (the neutral's xTB charges),
+    only the ``max_sites`` most positive of them are kept.
+    """
+    hetero, carbon = [], []
+    for atom in mol.GetAtoms():
+        if atom.GetAtomicNum() != 1 or atom.GetDegree() != 1:
+            continue
+        partner = atom.GetNeighbors()[0].GetAtomicNum()
+        (carbon if partner == 6 else hetero).append(atom.GetIdx())
+    sites = _symmetry_unique(mol, hetero or carbon)
+    if charges is not None:
+        sites = sorted(sites, key=lambda i: (-charges[i], i))[:max_sites]
+    return sites
+
+
+def protonation_sites(
+    mol: Chem.Mol, charges: np.ndarray | None = None, max_sites: int = MAX_SITES
+) -> list[tuple[int, bool]]:
+    """Atoms tried for ``dEbase``, each with a flag: protonated on its pi face.
+
+    Symmetry-unique N, O, S, P with a lone pair (formal charge <= 0 and, for N and P,
+    fewer than four neighbours; for O and S, fewer than three); when there is none,
+    symmetry-unique unsaturated carbons (one double, triple or aromatic bond), which are
+    protonated on the face of their pi system. With ``charges`` (the neutral's xTB
+    charges), only the ``max_sites`` most negative of them are kept.
+    """
+    lone_pair, unsaturated = [], []
+    for atom in mol.GetAtoms():
+        z, degree = atom.GetAtomicNum(), atom.GetDegree()
+        if z in _BASE_ELEMENTS and atom.GetFormalCharge() <= 0:
+            if degree < (4 if z in (7, 15) else 3):
+                lone_pair.append(atom.GetIdx())
+        elif z == 6 and any(b.GetBondTypeAsDouble() > 1.0 for b in atom.GetBonds()):
+            unsaturated.append(atom.GetIdx())
+    sites = _symmetry_unique(mol, lone_pair or unsaturated)
+    if charges is not None:
+        sites = sorted(sites, key=lambda i: (charges[i], i))[:max_sites]
+    return [(i, not lone_pair) for i in sites]
+
+
+def _proton_position(mol: Chem.Mol, xyz: np.ndarray, site: int, pi_site: bool) -> np.ndarray:
+    """Where a proton added to ``site`` is placed (Angstrom).
+
+    Direction: for pi sites and for (near-)planar or linear sites whose bond vectors
+    cancel, the normal of the plane of the first two bonds; for one-neighbour sites
+    bound to a non-linear atom X (carbonyl O, C=S ...), 120 degrees from the X-site
+    bond, in the plane of X's substituents, anti to X's first other neighbour; otherwise
+    opposite the sum of the unit bond vectors (sp3 N, hydroxyl and ether O, pyridine N,
+    nitrile N). Distance: a standard X-H bond length.
+    """
+    centre = xyz[site]
+    atom = mol.GetAtomWithIdx(site)
+    neighbours = [n.GetIdx() for n in atom.GetNeighbors()]
+    units = [_unit(xyz[n] - centre) for n in neighbours]
+    direction = None
+    if not units:
+        direction = np.array([0.0, 0.0, 1.0])
+    elif len(units) == 1 and not pi_site:
+        direction = -units[0]
+        partner = mol.GetAtomWithIdx(neighbours[0])
+        others = [n.GetIdx() for n in partner.GetNeighbors() if n.GetIdx() != site]
+        if others:
+            w = xyz[others[0]] - xyz[neighbours[0]]
+            w_perp = w - np.dot(w, units[0]) * units[0]
+            if np.linalg.norm(w_perp) > 0.1:  # X is not linear: X-site-H at 120 degrees
+                direction = -0.5 * units[0] - 0.8660254 * _unit(w_perp)
+    else:
+        total = np.sum(units, axis=0)
+        cancels = pi_site or np.linalg.norm(total) <= 0.3
+        direction = _normal(units) if cancels else -_unit(total)
+    length = _XH_LENGTH_A.get(atom.GetAtomicNum(), _DEFAULT_XH_LENGTH_A)
+    return centre + length * _unit(direction)
+
+
+def _normal(units: list[np.ndarray]) -> np.ndarray:
+    """A unit vector normal to the first two bond directions (any perpendicular if linear)."""
+    first = units[0]
+    for other in [*units[1:], np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])]:
+        cross = np.cross(first, other)
+        if np.linalg.norm(cross) > 0.1:
+            return _unit(cross)
+    return np.array([0.0, 0.0, 1.0])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    if norm == 0.0:
+        raise ValueError("zero-length vector")
+    return vector / norm

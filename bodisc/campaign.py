@@ -282,12 +282,13 @@ class Campaign:
     def _choose(self, it: int, candidates: Sequence[Any], q: int, rng: np.random.Generator,
                 timings: dict[str, float]
                 ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
-        from bodisc.acquisition import AcquisitionContext, needs_model, select
+        from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select
 
         cfg = self.config
         name = cfg.acquisition.name
+        spec = ACQUISITIONS[name]
         labelled = self._labelled()
-        if not needs_model(name):
+        if not spec.needs_descriptors:
             ctx = AcquisitionContext(np.zeros((len(candidates), 0)), q, 0.0, rng)
             sel = select(name, ctx)
             return [NewJob(candidates[i].inchikey) for i in sel.index], len(candidates), None
@@ -303,6 +304,12 @@ class Campaign:
             return [], 0, None
         q = min(q, len(cand))
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
+        if not spec.needs_model:
+            column = self.descriptor_names.index(cfg.acquisition.rank_by)
+            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * X_c[:, column])
+            sel = select(name, ctx)
+            return ([NewJob(cand[i].inchikey, acq_value=float(a))
+                     for i, a in zip(sel.index, sel.score, strict=True)], len(cand), None)
         if len(train) < 3:
             self.reporter.message(f"iteration {it}: fewer than 3 labelled molecules with "
                                   f"descriptors; choosing at random")

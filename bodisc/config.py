@@ -96,6 +96,7 @@ class AcquisitionConfig(_Frozen):
     name: str = "logei"
     batch_size: int = Field(default=10, ge=1)
     beta: float = Field(default=2.0, gt=0.0, description="UCB exploration weight")
+    rank_by: str = Field(default="mu", description="descriptor that 'rank' orders by")
 
 
 class OracleConfig(_Frozen):
@@ -253,6 +254,11 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
                 file, f"descriptors.names[{i}]", name,
                 f"unknown descriptor; choose from: {', '.join(known)}",
             )
+    if config.acquisition.name == "rank" and config.acquisition.rank_by not in names:
+        raise ConfigError(
+            file, "acquisition.rank_by", config.acquisition.rank_by,
+            f"must be one of the campaign's descriptors: {', '.join(names)}",
+        )
     try:
         oracle_cls = resolve_oracle(config.oracle.name)
     except Exception as exc:  # noqa: BLE001 - any resolution problem is a config problem

@@ -33,7 +33,7 @@ BAD = [
     ('oracle_calls = 10', 'oracle_calls = "ten"', "budget.oracle_calls", "integer"),
     ('"CCO", "CC#N"', '"CCO", "C1CC"', "seed_molecules[1]", "not a valid molecule"),
     ('name = "logei"', 'name = "expected_awesomeness"', "acquisition.name",
-     "greedy, logei, random, thompson, ucb"),
+     "greedy, logei, random, rank, thompson, ucb"),
     ('name = "xtb_dipole"', 'name = "dft_magic"', "oracle.name", "registered: "),
     ('"CCO", "CC#N"', '"CCO", "CCCCCCCC"', "seed_molecules[1]", "max_heavy_atoms"),
     ('"CCO", "CC#N"', '"CCO", "CCS"', "seed_molecules[1]", "allowed_elements"),
@@ -45,6 +45,8 @@ BAD = [
      "'maximize' or 'minimize'"),
     ('names = ["mu", "homo", "lumo", "mw"]', 'names = ["mu", "charisma"]',
      "descriptors.names[1]", "unknown descriptor"),
+    ('name = "logei"', 'name = "rank"\nrank_by = "dEw"', "acquisition.rank_by",
+     "must be one of the campaign's descriptors"),
     ('allowed_elements = ["C", "N", "O"]', 'allowed_elements = ["C", "Xx"]',
      "generator.allowed_elements", "unknown element"),
 ]

@@ -16,6 +16,9 @@ Batches (q > 1) without per-candidate Python loops:
   best not-yet-chosen candidate.
 * ``greedy``: the q best posterior means.
 * ``random``: q candidates uniformly at random (the no-model baseline).
+* ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
+  force-field-geometry xTB dipole ``mu`` for a dipole campaign): the strongest simple
+  baseline, no model.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ class AcquisitionContext:
         q: How many to choose (``q <= m``).
         best: Incumbent (best label so far, maximisation form).
         rng: The iteration's seeded generator.
-        surrogate: The fitted GP (``None`` for ``random``).
+        surrogate: The fitted GP (``None`` for ``random`` and ``rank``).
         beta: UCB exploration weight.
+        ranking: For ``rank``: the ranking descriptor of each candidate, already in
+            maximisation form, shape ``(m,)``.
     """
 
     X: np.ndarray
@@ -49,6 +54,7 @@ class AcquisitionContext:
     rng: np.random.Generator
     surrogate: GPSurrogate | None = None
     beta: float = 2.0
+    ranking: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -66,17 +72,28 @@ class Selection:
 
 Strategy = Callable[[AcquisitionContext], Selection]
 
-#: name -> (strategy, needs a fitted model)
-ACQUISITIONS: dict[str, tuple[Strategy, bool]] = {}
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A registered strategy and what it needs from the campaign."""
+
+    fn: Strategy
+    needs_model: bool
+    needs_descriptors: bool
 
 
-def register(name: str, needs_model: bool = True) -> Callable[[Strategy], Strategy]:
+#: The one list of acquisition names (config validation and CLI choices read it).
+ACQUISITIONS: dict[str, StrategySpec] = {}
+
+
+def register(name: str, needs_model: bool = True,
+             needs_descriptors: bool = True) -> Callable[[Strategy], Strategy]:
     """Register a strategy under ``name``; a duplicate name is refused."""
 
     def wrap(fn: Strategy) -> Strategy:
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition {name!r} is already registered")
-        ACQUISITIONS[name] = (fn, needs_model)
+        ACQUISITIONS[name] = StrategySpec(fn, needs_model, needs_descriptors or needs_model)
         return fn
 
     return wrap
@@ -84,12 +101,7 @@ def register(name: str, needs_model: bool = True) -> Callable[[Strategy], Strate
 
 def select(name: str, ctx: AcquisitionContext) -> Selection:
     """Run the strategy ``name`` (must be registered)."""
-    return ACQUISITIONS[name][0](ctx)
-
-
-def needs_model(name: str) -> bool:
-    """Whether the strategy ``name`` uses a fitted surrogate."""
-    return ACQUISITIONS[name][1]
+    return ACQUISITIONS[name].fn(ctx)
 
 
 def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, float],
@@ -161,7 +173,16 @@ def greedy_mean(ctx: AcquisitionContext) -> Selection:
     return Selection(order, mean[order])
 
 
-@register("random", needs_model=False)
+@register("rank", needs_model=False)
+def rank_by_descriptor(ctx: AcquisitionContext) -> Selection:
+    """The q best candidates by one cheap descriptor (no model)."""
+    assert ctx.ranking is not None, "rank needs acquisition.rank_by"
+    values = np.where(np.isfinite(ctx.ranking), ctx.ranking, -np.inf)
+    order = np.argsort(-values, kind="stable")[: ctx.q]
+    return Selection(order, values[order])
+
+
+@register("random", needs_model=False, needs_descriptors=False)
 def random_choice(ctx: AcquisitionContext) -> Selection:
     """Q candidates uniformly at random, without a model."""
     m = ctx.X.shape[0]

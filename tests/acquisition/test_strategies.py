@@ -18,7 +18,8 @@ def problem():
 @pytest.mark.parametrize("name", sorted(ACQUISITIONS))
 def test_every_strategy_returns_q_distinct_valid_indices(problem, name):
     gp, _, y, Xc = problem
-    ctx = AcquisitionContext(Xc, 12, float(y.max()), np.random.default_rng(0), gp, 2.0)
+    ctx = AcquisitionContext(Xc, 12, float(y.max()), np.random.default_rng(0), gp, 2.0,
+                             ranking=Xc[:, 0])
     sel = select(name, ctx)
     assert len(sel.index) == 12
     assert len(set(sel.index.tolist())) == 12
@@ -28,8 +29,10 @@ def test_every_strategy_returns_q_distinct_valid_indices(problem, name):
 @pytest.mark.parametrize("name", sorted(ACQUISITIONS))
 def test_strategies_are_deterministic_under_a_seed(problem, name):
     gp, _, y, Xc = problem
-    a = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp))
-    b = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp))
+    a = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp,
+                                        ranking=Xc[:, 1]))
+    b = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp,
+                                        ranking=Xc[:, 1]))
     np.testing.assert_array_equal(a.index, b.index)
 
 
@@ -56,6 +59,12 @@ def test_greedy_takes_the_best_means(problem):
     sel = select("greedy", AcquisitionContext(Xc, 4, float(y.max()), None, gp))
     mean, _ = gp.predict(Xc)
     assert set(sel.index.tolist()) == set(np.argsort(-mean)[:4].tolist())
+
+
+def test_rank_takes_the_best_descriptor_values_and_skips_missing():
+    ranking = np.array([0.5, np.nan, 3.0, 2.0, -1.0])
+    sel = select("rank", AcquisitionContext(np.zeros((5, 1)), 3, 0.0, None, ranking=ranking))
+    assert sel.index.tolist() == [2, 3, 0]
 
 
 def test_registry_refuses_duplicates():

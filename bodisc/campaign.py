@@ -128,6 +128,7 @@ class Campaign:
         self.descriptor_set = "qmex/" + hashlib.sha1(key.encode()).hexdigest()[:12]
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
         self.store: CampaignStore | None = None
+        self.changed_on_resume: list[str] = []
 
     # -- set-up -----------------------------------------------------------------------
     def _open_store(self) -> CampaignStore:
@@ -149,6 +150,7 @@ class Campaign:
                 f"incompatible results. Restore them, or start anew with --fresh"
             )
         changed_safe = sorted(k for k in current if stored.get(k) != current.get(k))
+        self.changed_on_resume = changed_safe
         if changed_safe:
             self.reporter.message(f"campaign file changed {', '.join(changed_safe)}; "
                                   f"resuming with the new settings")
@@ -174,6 +176,9 @@ class Campaign:
         )
         if run_id is not None and store.get_meta("mlflow_run_id") is None:
             store.set_meta("mlflow_run_id", run_id)
+        if self.changed_on_resume:
+            self.tracker.set_tags({f"bodisc.resumed.{int(time.time())}.changed":
+                                   ", ".join(self.changed_on_resume)})
         self._log_pending_iterations()
         started = time.monotonic()
         elapsed_before = float(store.get_meta("elapsed_s") or 0.0)
@@ -389,8 +394,7 @@ class Campaign:
                 store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
             self.reporter.progress(it, store.calls_used(), self._best_value())
         timings = dict(store.get_meta(f"timings/{it}") or {})
-        timings["oracle_s"] = time.perf_counter() - t0 + float(
-            store.get_meta(f"oracle_s/{it}") or 0.0)
+        timings["oracle_s"] = time.perf_counter() - t0  # this process's share, if resumed
         store.complete_iteration(it, self._iteration_metrics(it, timings))
         self._log_pending_iterations()
 
@@ -455,12 +459,10 @@ class Campaign:
         store = self.store
         assert store is not None
         rows = []
-        smiles = {j.inchikey: j.smiles for j in store.jobs()}
         for row in store.iterations():
             for rec in self._extrapolation_records(row["iteration"], row):
                 rec["iteration"] = row["iteration"]
                 rows.append(rec)
-        del smiles
         return rows
 
     # -- the end ----------------------------------------------------------------------

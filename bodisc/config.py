@@ -59,7 +59,23 @@ class GeneratorConfig(_Frozen):
     max_heavy_atoms: int = Field(default=12, ge=1, le=200)
     min_heavy_atoms: int = Field(default=1, ge=1)
     charge_rule: ChargeRule = "neutral"
+    forbidden_substructures: tuple[str, ...] = Field(
+        default=(), description="SMARTS patterns no candidate may contain (structural alerts)"
+    )
     max_attempts_per_candidate: int = Field(default=30, ge=1)
+
+    @field_validator("forbidden_substructures")
+    @classmethod
+    def _valid_smarts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from bodisc.chem.molecule import compile_smarts
+        from bodisc.errors import InvalidMoleculeError
+
+        for smarts in value:
+            try:
+                compile_smarts(smarts)
+            except InvalidMoleculeError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("allowed_elements")
     @classmethod
@@ -274,6 +290,11 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             f"oracle {config.oracle.name!r} returns {oracle_cls.property!r}",
         )
     gen = config.generator
+    if gen.replace_weight + gen.insert_weight + gen.delete_weight <= 0:
+        raise ConfigError(
+            file, "generator.replace_weight", gen.replace_weight,
+            "replace_weight, insert_weight and delete_weight cannot all be 0",
+        )
     if gen.min_heavy_atoms > gen.max_heavy_atoms:
         raise ConfigError(
             file, "generator.min_heavy_atoms", gen.min_heavy_atoms,

@@ -47,6 +47,10 @@ BAD = [
      "descriptors.names[1]", "unknown descriptor"),
     ('name = "logei"', 'name = "rank"\nrank_by = "dEw"', "acquisition.rank_by",
      "must be one of the campaign's descriptors"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nforbidden_substructures = ["[C"]',
+     "generator.forbidden_substructures", "cannot parse the SMARTS"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nforbidden_substructures = ["[#8]"]',
+     "seed_molecules[0]", "forbidden substructure [#8]"),
     ('allowed_elements = ["C", "N", "O"]', 'allowed_elements = ["C", "Xx"]',
      "generator.allowed_elements", "unknown element"),
 ]

@@ -8,6 +8,7 @@ and the descriptors are computed on one embedded stereoisomer).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +32,7 @@ class ConstraintSpec(Protocol):
     max_heavy_atoms: int
     min_heavy_atoms: int
     charge_rule: str
+    # optional: ``forbidden_substructures: Sequence[str]`` (SMARTS)
 
 
 @dataclass(frozen=True)
@@ -117,4 +119,24 @@ def check_constraints(mol: Chem.Mol, spec: ConstraintSpec) -> str | None:
         return f"net charge {sum(charges):+d}; charge_rule = 'net_neutral' requires 0"
     if any(a.GetIsotope() for a in mol.GetAtoms()):
         return "isotope labels are not supported"
+    for smarts, pattern in _patterns(tuple(getattr(spec, "forbidden_substructures", ()))):
+        if mol.HasSubstructMatch(pattern):
+            return f"contains forbidden substructure {smarts}"
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _patterns(smarts: tuple[str, ...]) -> tuple[tuple[str, Chem.Mol], ...]:
+    return tuple((s, compile_smarts(s)) for s in smarts)
+
+
+def compile_smarts(smarts: str) -> Chem.Mol:
+    """Compile a SMARTS pattern.
+
+    Raises:
+        InvalidMoleculeError: If RDKit cannot parse it.
+    """
+    pattern = Chem.MolFromSmarts(smarts)
+    if pattern is None:
+        raise InvalidMoleculeError(f"RDKit cannot parse the SMARTS {smarts!r}")
+    return pattern

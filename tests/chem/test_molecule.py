@@ -163,3 +163,16 @@ def test_duck_typed_spec() -> None:
     )
     assert _problem("CCO", spec) is None
     assert _problem("CCN", spec) is not None
+
+
+def test_forbidden_substructures_are_refused():
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(allowed_elements=("C", "N", "O"), max_heavy_atoms=20,
+                           min_heavy_atoms=1, charge_rule="neutral",
+                           forbidden_substructures=("[*]=[*]=[*]", "[#8]-[#8]"))
+    from bodisc.chem.molecule import check_constraints, parse_smiles
+
+    assert "forbidden substructure [*]=[*]=[*]" in check_constraints(parse_smiles("C=C=C"), spec)
+    assert "[#8]-[#8]" in check_constraints(parse_smiles("COOC"), spec)
+    assert check_constraints(parse_smiles("CC(=O)OC"), spec) is None

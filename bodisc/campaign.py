@@ -88,18 +88,25 @@ def store_exists(config: CampaignConfig) -> bool:
 
 
 def discard_store(config: CampaignConfig) -> str | None:
-    """Delete a campaign's store; returns a description of what was discarded."""
+    """Delete a campaign's store; returns a description of what was discarded.
+
+    Raises:
+        StoreError: If the campaign is running.
+    """
+    from bodisc.lock import CampaignLock
+
     path = config.path("store")
     if not path.exists():
         return None
-    store = CampaignStore(path, create=False)
-    try:
-        n_jobs = store.calls_used()
-        n_iter = len(store.iterations())
-    finally:
-        store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+    with CampaignLock(path):
+        store = CampaignStore(path, create=False)
+        try:
+            n_jobs = store.calls_used()
+            n_iter = len(store.iterations())
+        finally:
+            store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
     return f"{path}: {n_jobs} oracle calls in {n_iter} iterations"
 
 
@@ -160,7 +167,21 @@ class Campaign:
 
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Summary:
-        """Run (or resume) the campaign until its budget or wall time is spent."""
+        """Run (or resume) the campaign until its budget or wall time is spent.
+
+        Raises:
+            StoreError: If another process is running this campaign (the message names
+                it), or the store cannot be used.
+        """
+        from bodisc.lock import CampaignLock, describe
+
+        with CampaignLock(self.config.path("store")) as lock:
+            if lock.previous:
+                self.reporter.message(f"took over the lock left by a stopped run "
+                                      f"({describe(lock.previous)})")
+            return self._run()
+
+    def _run(self) -> Summary:
         from bodisc.execution import LocalExecutor
         from bodisc.tracking.mlflow_tracker import Tracker, flatten
 

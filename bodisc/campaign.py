@@ -122,7 +122,7 @@ class Campaign:
 
     def __init__(self, config: CampaignConfig, config_file: str = "",
                  reporter: Reporter | None = None, tracking_uri: str | None = None) -> None:
-        from bodisc.descriptors import default_descriptors
+        from bodisc.descriptors import TIERS, default_descriptors, tier_of
 
         self.config = config
         self.config_file = config_file
@@ -130,9 +130,13 @@ class Campaign:
         self.tracking_uri = tracking_uri
         self.sign = 1.0 if config.objective.direction == "maximize" else -1.0
         self.descriptor_names = tuple(config.descriptors.names or default_descriptors())
-        key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed,
-                          self.descriptor_names])
-        self.descriptor_set = "qmex/" + hashlib.sha1(key.encode()).hexdigest()[:12]
+        # The cache holds a molecule's whole tier, so campaigns that use other descriptors
+        # of the same tier (and the same recipe settings) reuse it.
+        tier = tier_of(self.descriptor_names)
+        self.tier_names = TIERS[tier]
+        self.columns = [self.tier_names.index(n) for n in self.descriptor_names]
+        key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed])
+        self.descriptor_set = f"qmex-{tier}/" + hashlib.sha1(key.encode()).hexdigest()[:10]
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
         self.store: CampaignStore | None = None
         self.changed_on_resume: list[str] = []
@@ -384,7 +388,7 @@ class Campaign:
         cached = store.descriptors_of(keys, self.descriptor_set)
         todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
                 if k not in cached]
-        args = (tuple(self.descriptor_names), cfg.descriptors.conformer_seed)
+        args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
         for out in self.executor.run(descriptor_task, [(k, (s, *args)) for k, s in todo],
                                      cfg.execution.descriptor_timeout_s):
             if out.failure is None:
@@ -395,7 +399,9 @@ class Campaign:
                 store.put_descriptors(out.key, self.descriptor_set, None, out.failure,
                                       out.seconds, it)
                 cached[out.key] = ("failed", None, out.failure)
-        return {k: v for k, (status, v, _) in cached.items() if status == "done" and v}
+        cols = self.columns
+        return {k: [v[c] for c in cols] for k, (status, v, _) in cached.items()
+                if status == "done" and v}
 
     def _finish_iteration(self, it: int) -> None:
         """Run the pending jobs of iteration ``it``, then record and log it."""

@@ -15,6 +15,7 @@ logged (``iterations.logged`` in the store) to send it on the next start.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -66,6 +67,11 @@ class Tracker:
     def start(self, run_id: str | None, run_name: str, params: Mapping[str, Any],
               tags: Mapping[str, str]) -> str | None:
         """Continue run ``run_id`` or create a new one; returns the run id or ``None``."""
+        # A tracking server that is down must cost seconds, not MLflow's default minutes
+        # of retries with back-off; the user's own settings win.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         try:
             from mlflow.entities import Param, RunStatus
             from mlflow.tracking import MlflowClient

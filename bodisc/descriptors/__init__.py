@@ -1,4 +1,8 @@
-"""Molecular descriptors: QMex from GFN2-xTB (fast tier), computed on demand.
+"""Molecular descriptors: the 22 QMex descriptors from GFN2-xTB, computed on demand.
+
+Two tiers (:data:`TIERS`): ``"fast"``, the 20 descriptors that need only single points
+(about 0.1 s of CPU per QM9-sized molecule), and ``"full"``, all 22, adding ``G`` and
+``log10(Q)`` from a finite-difference Hessian (5 to 6 times the cost: about 0.6 s).
 
 Importing this package is cheap: no tblite, RDKit or torch is loaded until
 :func:`compute_qmex` is called. The name lists here are the single source of truth
@@ -8,13 +12,22 @@ its recipes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-__all__ = ["FAST_QMEX", "available_descriptors", "compute_qmex", "default_descriptors"]
+__all__ = [
+    "FAST_QMEX",
+    "HESSIAN_QMEX",
+    "QMEX",
+    "TIERS",
+    "available_descriptors",
+    "compute_qmex",
+    "default_descriptors",
+    "tier_of",
+]
 
-#: Fast-tier QMex descriptors (no Hessian), in the paper's order; the recipes, units and
-#: geometry are documented in :mod:`bodisc.descriptors.qmex`.
-FAST_QMEX: tuple[str, ...] = (
+#: All 22 QMex descriptors in the paper's order; recipes, units and geometry are
+#: documented in :mod:`bodisc.descriptors.qmex`.
+QMEX: tuple[str, ...] = (
     "mw",
     "Ne/Na",
     "homo",
@@ -25,6 +38,8 @@ FAST_QMEX: tuple[str, ...] = (
     "alpha",
     "alpha/Vm",
     "log10(R2)",
+    "G",
+    "log10(Q)",
     "log10(RA)",
     "mu",
     "min(esp)",
@@ -37,10 +52,19 @@ FAST_QMEX: tuple[str, ...] = (
     "dEbase",
 )
 
+#: The descriptors that need a Hessian (:mod:`bodisc.descriptors.thermo`).
+HESSIAN_QMEX: tuple[str, ...] = ("G", "log10(Q)")
+
+#: Fast-tier QMex descriptors (single points only), in the paper's order.
+FAST_QMEX: tuple[str, ...] = tuple(name for name in QMEX if name not in HESSIAN_QMEX)
+
+#: Descriptor tiers, smallest first; each contains the ones before it.
+TIERS: dict[str, tuple[str, ...]] = {"fast": FAST_QMEX, "full": QMEX}
+
 
 def available_descriptors() -> tuple[str, ...]:
-    """Every descriptor name :func:`compute_qmex` accepts."""
-    return FAST_QMEX
+    """Every descriptor name :func:`compute_qmex` accepts (all 22, paper order)."""
+    return QMEX
 
 
 def default_descriptors() -> tuple[str, ...]:
@@ -50,6 +74,20 @@ def default_descriptors() -> tuple[str, ...]:
     QM9-sized molecule).
     """
     return FAST_QMEX
+
+
+def tier_of(names: Iterable[str]) -> str:
+    """The smallest tier of :data:`TIERS` that contains every name (``"fast"`` for none).
+
+    Raises:
+        KeyError: For a name in no tier; the message lists the known names.
+    """
+    wanted = set(names)
+    for tier, members in TIERS.items():
+        if wanted <= set(members):
+            return tier
+    unknown = sorted(wanted - set(QMEX))
+    raise KeyError(f"unknown descriptor(s) {unknown}; known: {', '.join(QMEX)}")
 
 
 def compute_qmex(
@@ -63,7 +101,8 @@ def compute_qmex(
 
     See :func:`bodisc.descriptors.qmex.compute_qmex` for the arguments, units and the
     failure policy (``nan`` for a failed descriptor, :class:`~bodisc.errors.
-    MoleculeFailure` for a failed molecule).
+    MoleculeFailure` for a failed molecule). ``G`` and ``log10(Q)`` (and their Hessian)
+    are computed only when asked for.
     """
     from bodisc.descriptors import qmex
 

@@ -228,7 +228,7 @@ def test_results_are_deterministic():
 
 def test_names_are_checked():
     with pytest.raises(KeyError, match="known: mw"):
-        qmex.compute_qmex("C", ["mu", "G"])
+        qmex.compute_qmex("C", ["mu", "Gibbs"])
 
 
 @pytest.mark.parametrize("smiles", ["[Xe]", "not a smiles"])
@@ -247,13 +247,37 @@ def test_singlepoint_errors_are_molecule_failures():
         singlepoint(z, xyz, field=[1.0, 0.0])
 
 
+PAPER_ORDER = (
+    "mw", "Ne/Na", "homo", "lumo", "Eiv", "Eav", "Vm", "alpha", "alpha/Vm", "log10(R2)", "G",
+    "log10(Q)", "log10(RA)", "mu", "min(esp)", "max(esp)", "min(mbo)", "max(mbo)", "dEw", "dEo",
+    "dEacid", "dEbase",
+)
+
+
 def test_package_lists_and_lazy_front():
-    assert descriptors.available_descriptors() == qmex.FAST_DESCRIPTORS
-    assert set(descriptors.default_descriptors()) <= set(descriptors.available_descriptors())
+    assert descriptors.available_descriptors() == PAPER_ORDER == qmex.ALL_DESCRIPTORS
+    assert descriptors.default_descriptors() == qmex.FAST_DESCRIPTORS
+    assert len(qmex.FAST_DESCRIPTORS) == 20
+    assert set(descriptors.available_descriptors()) - set(qmex.FAST_DESCRIPTORS) == {
+        "G", "log10(Q)"
+    }
     assert descriptors.compute_qmex("O", ["mw"]) == {"mw": pytest.approx(18.015, abs=1e-3)}
     pickle.loads(pickle.dumps(descriptors.compute_qmex))
     pickle.loads(pickle.dumps(qmex.compute_qmex))
-    assert set(qmex.DESCRIPTOR_UNITS) == set(qmex.FAST_DESCRIPTORS)
+    assert set(qmex.DESCRIPTOR_UNITS) == set(qmex.ALL_DESCRIPTORS)
+
+
+def test_tiers():
+    tiers = descriptors.TIERS
+    assert tiers == {"fast": descriptors.default_descriptors(),
+                     "full": descriptors.available_descriptors()}
+    assert descriptors.tier_of(["mu", "dEw"]) == "fast"
+    assert descriptors.tier_of(descriptors.default_descriptors()) == "fast"
+    assert descriptors.tier_of(["mu", "log10(Q)"]) == "full"
+    assert descriptors.tier_of(("G",)) == "full"
+    assert descriptors.tier_of([]) == "fast"
+    with pytest.raises(KeyError, match="known: mw"):
+        descriptors.tier_of(["mu", "Gibbs"])
 
 
 def test_importing_the_package_stays_light():

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``bodisc bench ...``; each module imports its heavy dependencies lazily."""

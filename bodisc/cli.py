@@ -93,6 +93,44 @@ def campaign(
     _print_summary(console, cfg, summary)
 
 
+bench_app = typer.Typer(
+    help="Benchmarks; each reports a ratio against its baseline, measured in the same run.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")]
+
+
+@bench_app.command("descriptors")
+def bench_descriptors_cmd(
+    n: Annotated[int, typer.Option(help="QM9 molecules to featurise.", min=1)] = 200,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    tier: Annotated[str, typer.Option(help="Descriptor tier: fast or full.")] = "fast",
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 sample.")] = 0,
+    json_out: JsonOpt = None,
+) -> None:
+    """QMex descriptor throughput on QM9 molecules: N workers against one worker."""
+    import json
+
+    from bodisc.bench.descriptors import bench_descriptors, qm9_sample
+    from bodisc.descriptors import TIERS
+
+    if tier not in TIERS:
+        raise typer.BadParameter(f"{tier!r}; choose one of: {', '.join(TIERS)}",
+                                 param_hint="--tier")
+    result = bench_descriptors(qm9_sample(n, seed), workers=workers, tier=tier)
+    typer.echo(
+        f"{tier} tier ({result['n_descriptors']} descriptors), {n} QM9 molecules: "
+        f"{result['molecules_per_s']:.2f} molecules/s with {workers} workers, "
+        f"{result['baseline_molecules_per_s']:.2f} with 1 (ratio {result['speedup']:.2f}); "
+        f"median {result['median_molecule_s'] * 1000:.0f} ms per molecule; "
+        f"{result['failures']} failed; load {result['runs']['parallel']['load_before']:.2f}"
+    )
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2, default=str))
+        typer.echo(f"wrote {json_out}")
+
+
 def _quiet_reporter(console: Any) -> Any:
     from bodisc.campaign import Reporter
 

@@ -71,8 +71,7 @@ anthracene, biphenyl, p-benzoquinone, p-xylene, mesitylene, 2,6-dimethylnaphthal
 1,2-dibromoethane, 1,2-dichloroethane, 1,4-dichlorobutane, N,N'-dimethylpiperazine,
 ethylene dinitrate, 2,3-dimethylbutadiene, cyclopentane), and 4 the paper calls nonpolar
 whose conformers here are all C2 or C1 (dimethyl and diethyl disulfide, cyclohexene,
-9,10-dihydroanthracene). Ci, which the
-paper lists as polar, is nonpolar here.
+9,10-dihydroanthracene). Ci, which the paper lists as polar, is nonpolar here.
 
 The acid/base SMARTS are those of MF-SuP-pKa (Wu et al., ``data/smarts_pattern_ionized.txt``,
 MIT licence, copyright 2022 wujialu), the file the ILR authors used; only whether any

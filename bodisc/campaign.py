@@ -29,6 +29,7 @@ import numpy as np
 
 from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig
 from bodisc.errors import StoreError
+from bodisc.failpoints import failpoint
 from bodisc.store import CampaignStore, Job, NewJob
 
 
@@ -278,6 +279,7 @@ class Campaign:
         self.reporter.phase(it, "generate")
         t0 = time.perf_counter()
         candidates = self._generate(it, gen_rng)
+        failpoint("generate")
         timings["generate_s"] = time.perf_counter() - t0
         if not candidates:
             return False
@@ -286,6 +288,7 @@ class Campaign:
         if not jobs:
             return False
         store.set_meta(f"timings/{it}", timings)
+        failpoint("acquire")
         store.start_iteration(it, jobs, cfg.oracle.name, n_scored, train_range)
         return True
 
@@ -365,6 +368,7 @@ class Campaign:
         t0 = time.perf_counter()
         gp = GPSurrogate(cfg.surrogate.kernel, cfg.surrogate.device).fit(X_t, y_t)
         timings["fit_s"] = time.perf_counter() - t0
+        failpoint("fit")
         self.reporter.phase(it, "acquire")
         t0 = time.perf_counter()
         ctx = AcquisitionContext(X_c, q, float(y_t.max()), rng, gp, cfg.acquisition.beta)
@@ -394,6 +398,7 @@ class Campaign:
             if out.failure is None:
                 vector, seconds = out.value
                 store.put_descriptors(out.key, self.descriptor_set, vector, None, seconds, it)
+                failpoint("descriptors")
                 cached[out.key] = ("done", vector, None)
             else:
                 store.put_descriptors(out.key, self.descriptor_set, None, out.failure,
@@ -413,16 +418,20 @@ class Campaign:
         self.reporter.phase(it, "oracle")
         t0 = time.perf_counter()
         tasks = [(j.id, (cfg.oracle.name, self.oracle_options, j.smiles)) for j in pending]
+        failpoint("oracle.submitted")
         for out in self.executor.run(oracle_task, tasks, cfg.execution.oracle_timeout_s):
+            failpoint("oracle.result")
             if out.failure is not None:
                 store.finish_job(out.key, None, out.failure, out.seconds)
             else:
                 res = out.value
                 store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
+            failpoint("oracle.commit")
             self.reporter.progress(it, store.calls_used(), self._best_value())
         timings = dict(store.get_meta(f"timings/{it}") or {})
         timings["oracle_s"] = time.perf_counter() - t0  # this process's share, if resumed
         store.complete_iteration(it, self._iteration_metrics(it, timings))
+        failpoint("iteration.complete")
         self._log_pending_iterations()
 
     def _iteration_metrics(self, it: int, timings: dict[str, float]) -> dict[str, float]:
@@ -455,6 +464,7 @@ class Campaign:
             it = row["iteration"]
             if not self.tracker.log_metrics(row["metrics"], step=it):
                 return
+            failpoint("mlflow")
             extra = self._extrapolation_records(it, row)
             for rec in extra:
                 step = rec.pop("call")

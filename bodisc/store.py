@@ -20,6 +20,7 @@ Exactly-once accounting follows: on resume, only ``pending`` jobs are re-submitt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -160,14 +161,23 @@ class CampaignStore:
             raise StoreError(f"{self.path}: cannot write the campaign store ({exc})") from None
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
             self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.IntegrityError:
+            self._rollback()
+            raise
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(
+                f"{self.path}: cannot write the campaign store ({exc}); what was committed "
+                f"before is intact: free space or fix permissions, then run the same command"
+            ) from None
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
             self._db.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: cannot write the campaign store ({exc})") from None
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         cur = self._db.execute(sql, args)

@@ -169,3 +169,19 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _param_text(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def log_bench_run(mlruns: Path, experiment: str, run_name: str, params: Mapping[str, Any],
+                  metrics: Mapping[str, float], artifacts: list[Path],
+                  warn: Callable[[str], None]) -> str | None:
+    """Log one benchmark run (params, metrics, files) to MLflow; returns its run id."""
+    tracker = Tracker(mlruns, experiment, warn)
+    run_id = tracker.start(None, run_name=run_name, params=params,
+                           tags={"bodisc.bench": experiment})
+    if run_id is None:
+        return None
+    tracker.log_metrics(metrics, step=0)
+    for path in artifacts:
+        tracker.log_artifact(path)
+    tracker.end("FINISHED")
+    return run_id

@@ -212,7 +212,8 @@ class Campaign:
         stop_reason = "budget spent"
         status = "FAILED"
         try:
-            with LocalExecutor(cfg.execution.workers) as executor:
+            with LocalExecutor(cfg.execution.workers,
+                               cfg.execution.worker_memory_gb) as executor:
                 self.executor = executor
                 open_it = store.open_iteration()
                 if open_it is not None:

@@ -136,6 +136,9 @@ class ExecutionConfig(_Frozen):
     workers: int = Field(default=2, ge=1, le=512)
     oracle_timeout_s: float = Field(default=300.0, gt=0)
     descriptor_timeout_s: float = Field(default=120.0, gt=0)
+    worker_memory_gb: float | None = Field(
+        default=8.0, gt=0.5, description="address-space limit of each worker; none: no limit"
+    )
 
 
 class PathsConfig(_Frozen):

@@ -111,6 +111,9 @@ def run_one(oracle: Oracle, smiles: str) -> OracleResult:
         out = oracle.evaluate(smiles)
     except MoleculeFailure as exc:
         return OracleResult(None, str(exc), time.perf_counter() - start)
+    except MemoryError:
+        return OracleResult(None, "out of memory: the worker's memory limit was reached",
+                            time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - a failing molecule must not end a campaign
         return OracleResult(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     value, extras = out if isinstance(out, tuple) else (out, {})

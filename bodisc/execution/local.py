@@ -28,11 +28,21 @@ from typing import Any
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker() -> None:
-    """Run first in every worker: one thread per worker, before native libraries load."""
+def _init_worker(memory_limit_bytes: int | None = None) -> None:
+    """Run first in every worker: one thread, a memory cap, before native libraries load.
+
+    Args:
+        memory_limit_bytes: Address-space limit of the worker (``RLIMIT_AS``); an
+            allocation past it fails in that worker alone (``MemoryError`` in Python, a
+            crash in native code) instead of starving the machine.
+    """
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    if memory_limit_bytes:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
 
 
 @dataclass(frozen=True)
@@ -58,15 +68,18 @@ class LocalExecutor:
 
     Args:
         workers: Number of worker processes.
+        memory_limit_gb: Address-space limit of each worker, GB (``None``: no limit).
     """
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, memory_limit_gb: float | None = None) -> None:
         self.workers = max(1, int(workers))
+        self.memory_limit = int(memory_limit_gb * 2**30) if memory_limit_gb else None
         self._pool: ProcessPoolExecutor | None = None
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+            initargs=(self.memory_limit,),
         )
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -161,6 +174,7 @@ class LocalExecutor:
         pool = self._new_pool(1)
         start = time.monotonic()
         fut = pool.submit(fn, *args)
+        procs = list(getattr(pool, "_processes", {}).values())  # kept to read exit codes
         done, _ = wait([fut], timeout=timeout_s)
         try:
             if not done:
@@ -170,7 +184,7 @@ class LocalExecutor:
             try:
                 value = fut.result()
             except BrokenProcessPool:
-                code = _exit_code(pool)
+                code = _exit_code(procs)
                 yield TaskOutcome(key, None, f"crash: worker process died ({code})",
                                   time.monotonic() - start)
             except Exception as exc:  # noqa: BLE001
@@ -185,9 +199,10 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _exit_code(pool: ProcessPoolExecutor) -> str:
-    codes = [p.exitcode for p in getattr(pool, "_processes", {}).values()]
-    codes = [c for c in codes if c is not None]
+def _exit_code(procs: Sequence[Any]) -> str:
+    for proc in procs:
+        proc.join(timeout=5)
+    codes = [p.exitcode for p in procs if p.exitcode is not None]
     if not codes:
         return "exit status unknown"
     code = codes[0]

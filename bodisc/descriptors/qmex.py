@@ -1,4 +1,4 @@
-"""QMex descriptors: GFN2-xTB single points and one Hessian on one force-field geometry.
+"""QMex descriptors: GFN2-xTB single points and one Hessian on one (force-field) geometry.
 
 QMex (Shimakawa, Kumada, Sato, npj Comput. Mater. 10, 11, 2024) defines 22 quantum-
 mechanical descriptors. This module computes all of them with GFN2-xTB (tblite): the
@@ -11,6 +11,16 @@ MMFF94 optimises them, and the one lowest in MMFF94 energy is used for every des
 (:mod:`bodisc.chem.conformers`). All single points are on that one frozen geometry
 (vertical), gas phase unless stated, GFN2-xTB, electronic temperature 300 K; the spin
 of each species is the lowest allowed (``uhf = n_electrons mod 2``).
+
+Given geometry: :func:`compute_qmex_on_geometry` runs the same recipes on positions the
+caller supplies (all atoms, hydrogens included, any atom order: e.g. QM9's B3LYP
+geometries) instead of an embedding. The SMILES still gives the charge, ``mw``, ``Ne/Na``
+and the molecular graph, which :func:`match_geometry` puts on the given atoms (bonds from
+interatomic distances, as RDKit's ``rdDetermineBonds.DetermineConnectivity``; heavy-atom
+skeleton matched with hydrogen counts); where the graph does not fit the geometry only
+the graph-based ``min(mbo)``, ``max(mbo)``, ``dEacid`` and ``dEbase`` are ``nan`` (1 in
+20,000 QM9 molecules). On the embedded geometry it gives exactly :func:`compute_qmex`'s
+values.
 
 Full tier, geometry of the Hessian: the same MMFF94 geometry, not a GFN2-xTB
 optimisation. The descriptors then share no calculation with an xTB oracle (which
@@ -135,7 +145,15 @@ from bodisc.errors import InvalidMoleculeError, MoleculeFailure
 if TYPE_CHECKING:
     from tblite.interface import Result
 
-__all__ = ["ALL_DESCRIPTORS", "DESCRIPTOR_UNITS", "FAST_DESCRIPTORS", "compute_qmex"]
+__all__ = [
+    "ALL_DESCRIPTORS",
+    "DESCRIPTOR_UNITS",
+    "FAST_DESCRIPTORS",
+    "RECIPE_VERSION",
+    "compute_qmex",
+    "compute_qmex_on_geometry",
+    "match_geometry",
+]
 
 #: Finite field strength for the polarisability, atomic units (Hartree/(e*Bohr)).
 FIELD_STRENGTH_AU = 1.0e-3
@@ -149,19 +167,60 @@ _LINEAR_INERTIA = 1.0e-2
 _XH_LENGTH_A = {1: 0.74, 6: 1.09, 7: 1.02, 8: 0.97, 15: 1.42, 16: 1.34}
 _DEFAULT_XH_LENGTH_A = 1.10
 _BASE_ELEMENTS = frozenset({7, 8, 15, 16})
+#: Version of the recipes: bump it whenever a recipe changes what it returns, so that
+#: descriptors cached on disk under it (:mod:`bodisc.data.qm9`) are not reused.
+RECIPE_VERSION = 1
 #: At most this many sites are tried for dEacid and for dEbase (chosen by xTB charge).
 MAX_SITES = 3
+#: Atoms of a given geometry closer than this times the sum of their covalent radii are
+#: bonded (RDKit's ``rdDetermineBonds.DetermineConnectivity`` default, ``covFactor``).
+_BOND_TOLERANCE = 1.3
+#: Skeleton matches scored by :func:`match_geometry` at most.
+_MAX_MATCHES = 10_000
 
 
 class _Geometry:
-    """The molecule (with H), its chosen conformer and everything derived from it lazily."""
+    """The atoms, their frozen positions and (when known) the molecular graph on them.
 
-    def __init__(self, mol: Chem.Mol) -> None:
-        self.mol = mol
-        self.numbers = atomic_numbers(mol)
-        self.xyz = positions(mol, 0)
-        self.n_electrons = int(self.numbers.sum()) - Chem.GetFormalCharge(mol)
-        self.charge = Chem.GetFormalCharge(mol)
+    Args:
+        numbers: Atomic numbers, shape ``(n_atoms,)``.
+        xyz: Positions in Angstrom, shape ``(n_atoms, 3)``, in the order of ``numbers``.
+        charge: Total charge of the molecule (e).
+        mol: The RDKit molecule (explicit H) whose atom ``i`` is atom ``i`` here, or
+            ``None`` when no graph could be put on these atoms.
+        graph_failure: Why ``mol`` is ``None``.
+    """
+
+    def __init__(
+        self,
+        numbers: np.ndarray,
+        xyz: np.ndarray,
+        charge: int,
+        mol: Chem.Mol | None,
+        graph_failure: str = "",
+    ) -> None:
+        self.numbers = np.asarray(numbers, dtype=int)
+        self.xyz = np.asarray(xyz, dtype=float)
+        self.charge = int(charge)
+        self.n_electrons = int(self.numbers.sum()) - self.charge
+        self._mol = mol
+        self.graph_failure = graph_failure
+
+    @classmethod
+    def from_conformer(cls, mol: Chem.Mol) -> _Geometry:
+        """The geometry of conformer 0 of ``mol`` (explicit H), with its graph."""
+        return cls(atomic_numbers(mol), positions(mol, 0), Chem.GetFormalCharge(mol), mol)
+
+    @property
+    def mol(self) -> Chem.Mol:
+        """The molecular graph (explicit H) on these atoms.
+
+        Raises:
+            ValueError: When there is none (the graph-based descriptors become ``nan``).
+        """
+        if self._mol is None:
+            raise ValueError(f"no molecular graph on this geometry: {self.graph_failure}")
+        return self._mol
 
     def species(self, extra_charge: int, extra_protons: int = 0) -> tuple[int, int]:
         """Charge and unpaired electrons after adding ``extra_charge`` (e).
@@ -175,11 +234,16 @@ class _Geometry:
 
 @dataclass
 class _Context:
-    """Lazy, cached intermediate results for one molecule."""
+    """Lazy, cached intermediate results for one molecule.
+
+    ``place`` turns the molecule of the SMILES (explicit H) into the geometry every
+    descriptor is computed on: an embedding (:func:`compute_qmex`) or a given geometry
+    (:func:`compute_qmex_on_geometry`); it runs once, on first use.
+    """
 
     smiles: str
-    seed: int
-    n_conformers: int
+    place: Callable[[Chem.Mol], _Geometry]
+    smiles_failure: str = "embedding failed"
     _singlepoints: dict[str, Result] = field(default_factory=dict)
 
     @cached_property
@@ -187,11 +251,11 @@ class _Context:
         try:
             return Chem.AddHs(parse_smiles(self.smiles))
         except InvalidMoleculeError as exc:
-            raise MoleculeFailure(f"embedding failed: {exc}") from None
+            raise MoleculeFailure(f"{self.smiles_failure}: {exc}") from None
 
     @cached_property
     def geometry(self) -> _Geometry:
-        return _Geometry(lowest_conformer(self.smiles, self.n_conformers, self.seed))
+        return self.place(self.mol2d)
 
     @property
     def neutral(self) -> Result:
@@ -584,13 +648,90 @@ def compute_qmex(
             neutral SCF).
         KeyError: For an unknown descriptor name; the message lists the known ones.
     """
+    ctx = _Context(smiles, functools.partial(_embedded_geometry, smiles, n_conformers, seed))
+    return _evaluate(ctx, names)
+
+
+def compute_qmex_on_geometry(
+    smiles: str,
+    numbers: Sequence[int] | np.ndarray,
+    positions_angstrom: np.ndarray,
+    names: Sequence[str] | None = None,
+) -> dict[str, float]:
+    """Compute QMex descriptors of one molecule on a given geometry (e.g. QM9's DFT one).
+
+    The same recipes as :func:`compute_qmex` (module table), on the given atoms and
+    positions instead of an ETKDG + MMFF94 embedding. The SMILES supplies the total
+    charge, ``mw`` and ``Ne/Na``, and the molecular graph of the graph-based descriptors
+    (``min(mbo)``, ``max(mbo)``: the bonds; ``dEacid``, ``dEbase``: sites, symmetry
+    classes and proton directions). That graph is put on the geometry by
+    :func:`match_geometry` (the geometry's atom order need not be RDKit's); when it
+    does not fit (other composition, or a bond of the SMILES absent from the geometry),
+    only those four descriptors are ``nan`` and the rest are computed on the geometry
+    as given. The atom order of the geometry does not matter, except that ``dEacid``
+    and ``dEbase`` may then pick another of topologically equivalent atoms (which a
+    given geometry need not treat alike).
+
+    Args:
+        smiles: SMILES of the molecule.
+        numbers: Atomic numbers of all atoms, hydrogens included, shape ``(n_atoms,)``.
+        positions_angstrom: Cartesian coordinates in Angstrom, shape ``(n_atoms, 3)``,
+            in the order of ``numbers``.
+        names: Descriptor names (see :data:`ALL_DESCRIPTORS`); ``None`` for the fast
+            tier (:data:`FAST_DESCRIPTORS`).
+
+    Returns:
+        ``{name: value}`` for each requested name, in the units of the module table;
+        ``nan`` where that descriptor's own calculation failed.
+
+    Raises:
+        MoleculeFailure: When the molecule fails as a whole (invalid SMILES, neutral
+            SCF on this geometry).
+        KeyError: For an unknown descriptor name; the message lists the known ones.
+        ValueError: When ``numbers`` and ``positions_angstrom`` do not fit together.
+    """
+    z = np.asarray(numbers, dtype=int).reshape(-1)
+    xyz = np.asarray(positions_angstrom, dtype=float)
+    if xyz.shape != (len(z), 3) or not len(z):
+        raise ValueError(
+            f"positions_angstrom must have shape (n_atoms, 3) = ({len(z)}, 3) for "
+            f"{len(z)} atomic numbers, got {xyz.shape}"
+        )
+    if not np.isfinite(xyz).all():
+        raise ValueError("positions_angstrom contains non-finite values")
+    place = functools.partial(_given_geometry, numbers=z, xyz=xyz)
+    return _evaluate(_Context(smiles, place, smiles_failure="invalid SMILES"), names)
+
+
+def _embedded_geometry(smiles: str, n_conformers: int, seed: int, _mol: Chem.Mol) -> _Geometry:
+    """The lowest-MMFF94 conformer of ETKDGv3 embeddings (:mod:`bodisc.chem.conformers`)."""
+    return _Geometry.from_conformer(lowest_conformer(smiles, n_conformers, seed))
+
+
+def _given_geometry(mol: Chem.Mol, numbers: np.ndarray, xyz: np.ndarray) -> _Geometry:
+    """``mol``'s graph on the given atoms, reordered to ``mol``'s atom order when it fits."""
+    charge = Chem.GetFormalCharge(mol)
+    try:
+        order = match_geometry(mol, numbers, xyz)
+    except ValueError as exc:
+        return _Geometry(numbers, xyz, charge, None, graph_failure=str(exc))
+    placed = Chem.Mol(mol)
+    conformer = Chem.Conformer(placed.GetNumAtoms())
+    for i, position in enumerate(xyz[order]):
+        conformer.SetAtomPosition(i, position.tolist())
+    placed.RemoveAllConformers()
+    placed.AddConformer(conformer, assignId=True)
+    return _Geometry(numbers[order], xyz[order], charge, placed)
+
+
+def _evaluate(ctx: _Context, names: Sequence[str] | None) -> dict[str, float]:
+    """Every requested descriptor of one molecule; ``nan`` for those whose recipe fails."""
     requested = FAST_DESCRIPTORS if names is None else tuple(names)
     unknown = [n for n in requested if n not in _RECIPES]
     if unknown:
         raise KeyError(
             f"unknown QMex descriptor(s) {unknown}; known: {', '.join(ALL_DESCRIPTORS)}"
         )
-    ctx = _Context(smiles, seed, n_conformers)
     _ = ctx.mol2d  # an invalid SMILES fails the molecule, whatever was asked
     if any(_RECIPES[n].needs_geometry for n in requested):
         _ = ctx.geometry
@@ -636,6 +777,152 @@ def vdw_volume(
         d2 = axes[0][:, None, None] ** 2 + axes[1][None, :, None] ** 2 + axes[2][None, None, :] ** 2
         inside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] |= d2 <= radius * radius
     return float(inside.sum()) * spacing**3
+
+
+def match_geometry(
+    mol: Chem.Mol, numbers: Sequence[int] | np.ndarray, positions_angstrom: np.ndarray
+) -> np.ndarray:
+    """Which atom of a given geometry is which atom of a molecule.
+
+    Bonds of the geometry: two atoms closer than 1.3 times the sum of their RDKit
+    covalent radii (the connect-the-dots criterion of RDKit's
+    ``rdDetermineBonds.DetermineConnectivity``), with each hydrogen bonded only to its
+    nearest atom. The molecule's heavy-atom skeleton is matched onto the geometry's by
+    substructure search with single bonds, elements and hydrogen counts (so bond orders
+    and charges, which a geometry does not give, play no part, and extra contacts in
+    strained cages do no harm); of all matches the one with the least sum over the
+    molecule's heavy-atom bonds of bond order x length is kept (double bonds land on
+    the short bonds, a contact across a small ring loses to the real bond). Each heavy
+    atom's hydrogens then take the geometry's hydrogens on its partner.
+
+    Args:
+        mol: The molecule with explicit hydrogens (e.g. ``Chem.AddHs`` of the SMILES).
+        numbers: Atomic numbers of the geometry, shape ``(n_atoms,)``.
+        positions_angstrom: Its coordinates in Angstrom, shape ``(n_atoms, 3)``.
+
+    Returns:
+        ``order``, shape ``(n_atoms,)``: atom ``i`` of ``mol`` is atom ``order[i]`` of the
+        geometry (``positions_angstrom[order]`` is in ``mol``'s atom order).
+
+    Raises:
+        ValueError: When the molecule does not fit the geometry (other composition, a
+            hydrogen bonded to nothing or to another hydrogen, a bond of the molecule
+            absent from the geometry); the message says which.
+    """
+    z = np.asarray(numbers, dtype=int).reshape(-1)
+    xyz = np.asarray(positions_angstrom, dtype=float).reshape(len(z), 3)
+    mol_z = atomic_numbers(mol)
+    if sorted(mol_z) != sorted(z):
+        raise ValueError(
+            f"composition differs: SMILES {_formula(mol_z)}, geometry {_formula(z)}"
+        )
+    dist = np.linalg.norm(xyz[:, None, :] - xyz[None, :, :], axis=-1)
+    mol_heavy = [i for i, n in enumerate(mol_z) if n != 1]
+    if not mol_heavy:  # H2 or a lone H: every hydrogen is like every other
+        return np.arange(len(z))
+    mol_h = {i: [] for i in mol_heavy}  # heavy atom -> its hydrogens
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        if mol_z[a] == 1 and mol_z[b] == 1:
+            raise ValueError("the SMILES has an H-H bond")
+        if mol_z[b] == 1:
+            mol_h[a].append(b)
+        elif mol_z[a] == 1:
+            mol_h[b].append(a)
+    geo_heavy = [i for i, n in enumerate(z) if n != 1]
+    geo_h = _hydrogens_of(z, dist, geo_heavy)
+    heavy_bonds = [
+        (
+            mol_heavy.index(b.GetBeginAtomIdx()),
+            mol_heavy.index(b.GetEndAtomIdx()),
+            b.GetBondTypeAsDouble(),
+        )
+        for b in mol.GetBonds()
+        if mol_z[b.GetBeginAtomIdx()] != 1 and mol_z[b.GetEndAtomIdx()] != 1
+    ]
+    radii = _covalent_radii(z)
+    bonded = dist < _BOND_TOLERANCE * (radii[:, None] + radii[None, :])
+    query = _skeleton(
+        [mol_z[i] for i in mol_heavy],
+        [len(mol_h[i]) for i in mol_heavy],
+        [(a, b) for a, b, _ in heavy_bonds],
+    )
+    target = _skeleton(
+        [z[i] for i in geo_heavy],
+        [len(geo_h[i]) for i in geo_heavy],
+        [
+            (a, b)
+            for a in range(len(geo_heavy))
+            for b in range(a)
+            if bonded[geo_heavy[a], geo_heavy[b]]
+        ],
+    )
+    matches = np.array(
+        target.GetSubstructMatches(query, uniquify=False, maxMatches=_MAX_MATCHES), dtype=int
+    )
+    if not len(matches):
+        raise ValueError("the bonds and hydrogen counts of the SMILES do not fit the geometry")
+    geo_index = np.asarray(geo_heavy)[matches]  # (n_matches, n_heavy): geometry atoms
+    score = np.zeros(len(matches))
+    for a, b, bond_order in heavy_bonds:
+        score += bond_order * dist[geo_index[:, a], geo_index[:, b]]
+    best = geo_index[int(np.argmin(score))]
+    order = np.empty(len(z), dtype=int)
+    for k, atom in enumerate(mol_heavy):
+        order[atom] = best[k]
+        order[mol_h[atom]] = geo_h[int(best[k])]
+    return order
+
+
+def _formula(numbers: Sequence[int] | np.ndarray) -> str:
+    table = Chem.GetPeriodicTable()
+    counts: dict[str, int] = {}
+    for n in sorted(int(n) for n in numbers):
+        symbol = table.GetElementSymbol(n)
+        counts[symbol] = counts.get(symbol, 0) + 1
+    return "".join(f"{s}{c if c > 1 else ''}" for s, c in counts.items())
+
+
+def _covalent_radii(numbers: np.ndarray) -> np.ndarray:
+    table = Chem.GetPeriodicTable()
+    return np.array([table.GetRcovalent(int(n)) for n in numbers], dtype=float)
+
+
+def _hydrogens_of(z: np.ndarray, dist: np.ndarray, heavy: list[int]) -> dict[int, list[int]]:
+    """The hydrogens of each heavy atom of a geometry: each H goes to its nearest atom."""
+    radii = _covalent_radii(z)
+    owned: dict[int, list[int]] = {i: [] for i in heavy}
+    for h in np.flatnonzero(z == 1):
+        near = dist[h].copy()
+        near[h] = np.inf
+        partner = int(np.argmin(near))
+        if near[partner] >= _BOND_TOLERANCE * (radii[h] + radii[partner]):
+            raise ValueError(f"hydrogen {h} of the geometry is bonded to nothing")
+        if z[partner] == 1:
+            raise ValueError(f"hydrogen {h} of the geometry is bonded to another hydrogen")
+        owned[partner].append(int(h))
+    return owned
+
+
+def _skeleton(
+    numbers: Sequence[int], hydrogens: Sequence[int], bonds: Sequence[tuple[int, int]]
+) -> Chem.Mol:
+    """A bare graph for matching: elements, single bonds, H count stored as isotope + 1.
+
+    RDKit's atom match compares the isotope whenever the query's is set, so the H counts
+    must agree; no charges, bond orders or aromaticity take part.
+    """
+    graph = Chem.RWMol()
+    for n, h in zip(numbers, hydrogens, strict=True):
+        atom = Chem.Atom(int(n))
+        atom.SetIsotope(int(h) + 1)
+        atom.SetNoImplicit(True)
+        graph.AddAtom(atom)
+    for a, b in bonds:
+        graph.AddBond(int(a), int(b), Chem.BondType.SINGLE)
+    skeleton = graph.GetMol()
+    skeleton.UpdatePropertyCache(strict=False)
+    return skeleton
 
 
 def rotational_constant_a(numbers: Sequence[int] | np.ndarray, xyz: np.ndarray) -> float:

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 from ase import Atoms
+from rdkit import Chem
 from rdkit.Chem import AllChem, Descriptors
 from tblite.interface import Calculator
 from tblite.library import ffi
@@ -287,3 +288,41 @@ def test_importing_the_package_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------ on a given geometry
+
+
+def test_on_its_own_geometry_equals_compute_qmex():
+    mol, z, xyz = geometry("OCC(=O)N")
+    embedded = qmex.compute_qmex("OCC(=O)N")
+    assert qmex.compute_qmex_on_geometry("OCC(=O)N", z, xyz) == embedded
+    perm = np.random.default_rng(3).permutation(len(z))  # another atom order
+    shuffled = qmex.compute_qmex_on_geometry("OCC(=O)N", z[perm], xyz[perm])
+    order = qmex.match_geometry(mol, z[perm], xyz[perm])
+    ranks = np.array(list(Chem.CanonicalRankAtoms(mol, breakTies=False)))
+    assert np.array_equal(ranks[perm[order]], ranks)  # each atom or an equivalent one
+    for name, value in embedded.items():
+        if name not in ("dEacid", "dEbase"):  # may pick another of equivalent atoms
+            assert shuffled[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_a_graph_that_does_not_fit_makes_only_graph_descriptors_nan():
+    _, z, xyz = geometry("CC=O")
+    values = qmex.compute_qmex_on_geometry("C=CO", z, xyz)  # same atoms, other bonds
+    graph = {"min(mbo)", "max(mbo)", "dEacid", "dEbase"}
+    assert all(math.isnan(values[n]) for n in graph)
+    assert all(math.isfinite(v) for n, v in values.items() if n not in graph), values
+    assert values["mu"] == pytest.approx(qmex.compute_qmex("CC=O", ["mu"])["mu"], abs=1e-9)
+    with pytest.raises(ValueError, match="composition differs"):
+        qmex.match_geometry(Chem.AddHs(Chem.MolFromSmiles("CCO")), z, xyz)
+
+
+def test_given_geometry_errors():
+    _, z, xyz = geometry("CO")
+    with pytest.raises(MoleculeFailure, match="^invalid SMILES"):
+        qmex.compute_qmex_on_geometry("not a smiles", z, xyz)
+    with pytest.raises(ValueError, match="shape"):
+        qmex.compute_qmex_on_geometry("CO", z, xyz[:-1])
+    with pytest.raises(KeyError, match="known: mw"):
+        qmex.compute_qmex_on_geometry("CO", z, xyz, ["Gibbs"])

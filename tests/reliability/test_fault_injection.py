@@ -10,6 +10,7 @@ with the same seed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -92,10 +93,8 @@ def test_twenty_kills_in_every_phase_lose_nothing(tmp_path):
         else:
             proc.wait(timeout=600)
         # the whole process group goes, as on a power cut: workers too
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         rc = proc.wait(timeout=60)
         if rc == 0:
             break  # the campaign finished before this fault could fire

@@ -69,3 +69,25 @@ def test_without_categories_and_with_nan() -> None:
     X[3, 2] = np.nan
     mean, std = ExtrapolatingGP(device="cpu").fit(X[:30], y[:30]).predict(X[30:])
     assert np.isfinite(mean).all() and np.isfinite(std).all()
+
+
+def test_linear_base_is_the_average_of_its_members(fitted) -> None:
+    from bodisc.surrogates.extrapolating import LinearBase
+
+    X, C, y, train = fitted["X"], fitted["C"], fitted["y"], fitted["train"]
+    base = LinearBase().fit(X[train], y[train], C[train])
+    assert len(base.members) == 3
+    members = [m.predict(X[:7], C[:7] if m.use_categories else None)[0] for m in base.members]
+    np.testing.assert_allclose(base.predict(X[:7], C[:7])[0], np.mean(members, axis=0))
+    assert len(LinearBase().fit(X[train], y[train]).members) == 2
+
+
+def test_range_factor_hands_over_outside_the_label_range(fitted) -> None:
+    xgp, test = fitted["xgp"], fitted["test"]
+    parts = xgp.components(fitted["X"][test], fitted["C"][test])
+    lo, hi = xgp._y_range
+    inside = (parts["mu_lin"] >= lo) & (parts["mu_lin"] <= hi)
+    assert np.all(parts["r"][inside] == 1.0)
+    far = (parts["mu_lin"] < lo - 3 * xgp._lin_rmse) | (parts["mu_lin"] > hi + 3 * xgp._lin_rmse)
+    assert far.any() and np.all(parts["w"][far] < 1e-3)
+    assert np.all((parts["w"] >= 0) & (parts["w"] <= 1))

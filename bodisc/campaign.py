@@ -359,7 +359,7 @@ class Campaign:
                         timings: dict[str, float]
                         ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
         from bodisc.acquisition import AcquisitionContext, select
-        from bodisc.surrogates.gp import GPSurrogate
+        from bodisc.surrogates import build_surrogate, uses_categories, with_categories
 
         cfg = self.config
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
@@ -367,7 +367,11 @@ class Campaign:
         X_t = np.array([feats[j.inchikey] for j in train], dtype=float)
         y_t = np.array([self.sign * j.value for j in train])
         t0 = time.perf_counter()
-        gp = GPSurrogate(cfg.surrogate.kernel, cfg.surrogate.device).fit(X_t, y_t)
+        if uses_categories(cfg.surrogate.kind):
+            X_t = with_categories(X_t, [j.smiles for j in train])
+            X_c = with_categories(X_c, [c.smiles for c in cand])
+        gp = build_surrogate(cfg.surrogate.kind, cfg.surrogate.kernel, cfg.surrogate.device)
+        gp.fit(X_t, y_t)
         timings["fit_s"] = time.perf_counter() - t0
         failpoint("fit")
         self.reporter.phase(it, "acquire")

@@ -101,7 +101,7 @@ class DescriptorConfig(_Frozen):
 class SurrogateConfig(_Frozen):
     """The GP surrogate."""
 
-    kind: Literal["gp"] = "gp"
+    kind: Literal["gp", "xgp", "ilr", "ilr_ridge"] = "gp"
     kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -1,1 +1,136 @@
-"""Surrogate models: the exact GP on descriptors."""
+"""Surrogate models a campaign can use (``[surrogate] kind``).
+
+* ``gp``: the exact GP on standardised descriptors (:mod:`bodisc.surrogates.gp`).
+* ``xgp``: the extrapolation-aware GP (:mod:`bodisc.surrogates.extrapolating`): the GP
+  gated with a calibrated linear QMex/ILR base where the GP is unsure or the prediction
+  lies beyond the labels seen.
+* ``ilr`` / ``ilr_ridge``: ILR as published (PLS, 8 components) or its ridge variant
+  (:mod:`bodisc.surrogates.ilr`); ILR gives point predictions, so its predictive standard
+  deviation is the out-of-fold RMSE of the training set, the same for every candidate,
+  and candidates are independent.
+
+Every kind offers what the acquisition strategies use: ``predict``,
+``covariance_columns``, ``joint_samples`` and ``noise_variance``. Models that use the ILR
+structure categories receive them as extra columns appended to the descriptors
+(``with_categories``), so acquisition code passes one array around.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: The one list of surrogate kinds (config validation reads it).
+SURROGATE_KINDS: tuple[str, ...] = ("gp", "xgp", "ilr", "ilr_ridge")
+
+
+def uses_categories(kind: str) -> bool:
+    """Whether a kind needs the ILR structure categories of each molecule."""
+    return kind != "gp"
+
+
+def with_categories(X: np.ndarray, smiles: list[str]) -> np.ndarray:
+    """Descriptors ``(m, d)`` with the 44 category flags appended: ``(m, d + 44)``."""
+    from bodisc.descriptors.categories import category_matrix
+
+    return np.hstack([X, category_matrix(smiles).astype(float)])
+
+
+def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto") -> Any:
+    """A new, unfitted surrogate of the given kind."""
+    from bodisc.surrogates.gp import GPSurrogate
+
+    if kind == "gp":
+        return GPSurrogate(kernel, device)
+    if kind == "xgp":
+        return _Categorised(_xgp(kernel, device))
+    if kind in ("ilr", "ilr_ridge"):
+        return _Categorised(_PointModel("pls" if kind == "ilr" else "ridge"))
+    raise ValueError(f"unknown surrogate kind {kind!r}; choose one of {SURROGATE_KINDS}")
+
+
+def _xgp(kernel: str, device: str) -> Any:
+    from bodisc.surrogates.extrapolating import ExtrapolatingGP
+
+    return ExtrapolatingGP(kernel=kernel, device=device)
+
+
+class _PointModel:
+    """ILR with a constant predictive std from its out-of-fold residuals."""
+
+    def __init__(self, kind: str, n_folds: int = 5) -> None:
+        self.kind, self.n_folds = kind, n_folds
+        self.model: Any = None
+        self.rmse = 1.0
+
+    def fit(self, X: np.ndarray, y: np.ndarray, C: np.ndarray) -> _PointModel:
+        from bodisc.surrogates.ilr import ILR
+
+        n = X.shape[0]
+        oof = np.empty(n)
+        folds = min(self.n_folds, n)
+        order = np.random.default_rng(0).permutation(n)
+        for k in range(folds):
+            val = order[k::folds]
+            fit = np.setdiff1d(order, val)
+            oof[val] = ILR(self.kind).fit(X[fit], y[fit], C[fit]).predict(X[val], C[val])[0]
+        self.rmse = float(np.sqrt(np.mean((oof - y) ** 2))) or 1e-6
+        self.model = ILR(self.kind).fit(X, y, C)
+        return self
+
+    def predict(self, X: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.model.predict(X, C)[0]
+        return mean, np.full_like(mean, self.rmse)
+
+
+class _Categorised:
+    """Adapts a ``fit(X, y, C)`` / ``predict(X, C)`` model to the acquisition interface.
+
+    Inputs are descriptors with the category flags appended (:func:`with_categories`).
+    Covariances between candidates take the correlation of the model's GP component
+    (none for ILR) and the model's own standard deviations.
+    """
+
+    N_CATEGORIES = 44
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def _split(self, Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = self.N_CATEGORIES
+        return Xa[:, :-k], Xa[:, -k:]
+
+    def fit(self, Xa: np.ndarray, y: np.ndarray) -> _Categorised:
+        X, C = self._split(Xa)
+        self.model.fit(X, np.asarray(y, dtype=float), C)
+        return self
+
+    def predict(self, Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X, C = self._split(Xa)
+        return self.model.predict(X, C)
+
+    def noise_variance(self) -> float:
+        gp = getattr(self.model, "gp", None)
+        return gp.noise_variance() if gp is not None else 1e-6 * self.model.rmse**2
+
+    def covariance_columns(self, Xa: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        _, std = self.predict(Xa)
+        gp = getattr(self.model, "gp", None)
+        if gp is None:
+            rho = (np.arange(Xa.shape[0])[:, None] == np.asarray(idx)[None, :]).astype(float)
+        else:
+            X, _ = self._split(Xa)
+            cols = gp.covariance_columns(X, idx)
+            _, sd_gp = gp.predict(X)
+            sd_gp = np.clip(sd_gp, 1e-12, None)
+            rho = np.clip(cols / (sd_gp[:, None] * sd_gp[idx][None, :]), -1.0, 1.0)
+        return rho * std[:, None] * std[idx][None, :]
+
+    def joint_samples(self, Xa: np.ndarray, n_samples: int,
+                      rng: np.random.Generator) -> np.ndarray:
+        from bodisc.surrogates.gp import sample_joint
+
+        mean, _ = self.predict(Xa)
+        cov = self.covariance_columns(Xa, np.arange(Xa.shape[0]))
+        return sample_joint(mean, cov, n_samples, rng)

@@ -279,20 +279,7 @@ class GPSurrogate:
         """
         mean, _ = self.predict(X)
         cov = self.covariance_columns(X, np.arange(X.shape[0]))
-        cov = 0.5 * (cov + cov.T)
-        jitter = 1e-9 * max(float(np.mean(np.diag(cov))), 1e-12)
-        eye = np.eye(cov.shape[0])
-        for _ in range(6):
-            try:
-                chol = np.linalg.cholesky(cov + jitter * eye)
-                break
-            except np.linalg.LinAlgError:
-                jitter *= 10.0
-        else:  # fall back to an eigen-decomposition of the clipped spectrum
-            w, v = np.linalg.eigh(cov)
-            chol = v * np.sqrt(np.clip(w, 0.0, None))
-        z = rng.standard_normal((n_samples, cov.shape[0]))
-        return mean[None, :] + z @ chol.T
+        return sample_joint(mean, cov, n_samples, rng)
 
     def noise_variance(self) -> float:
         """Observation noise variance of the fitted likelihood, in label units squared."""
@@ -308,6 +295,35 @@ class GPSurrogate:
             "lengthscale_median": float(np.median(ls)),
             "lengthscale_min": float(np.min(ls)),
         }
+
+
+def sample_joint(mean: np.ndarray, cov: np.ndarray, n_samples: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Draws from a multivariate normal, with jitter (or a clipped spectrum) as needed.
+
+    Args:
+        mean: Mean, shape ``(m,)``.
+        cov: Covariance, shape ``(m, m)``.
+        n_samples: Number of draws.
+        rng: Source of the standard normal draws.
+
+    Returns:
+        Samples, shape ``(n_samples, m)``.
+    """
+    cov = 0.5 * (cov + cov.T)
+    jitter = 1e-9 * max(float(np.mean(np.diag(cov))), 1e-12)
+    eye = np.eye(cov.shape[0])
+    for _ in range(6):
+        try:
+            chol = np.linalg.cholesky(cov + jitter * eye)
+            break
+        except np.linalg.LinAlgError:
+            jitter *= 10.0
+    else:  # fall back to an eigen-decomposition of the clipped spectrum
+        w, v = np.linalg.eigh(cov)
+        chol = v * np.sqrt(np.clip(w, 0.0, None))
+    z = rng.standard_normal((n_samples, cov.shape[0]))
+    return mean[None, :] + z @ chol.T
 
 
 def expected_improvement_log(mean: np.ndarray, std: np.ndarray, best: float) -> np.ndarray:

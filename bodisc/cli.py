@@ -191,6 +191,47 @@ def bench_extrapolation_cmd(
                + (f"  MLflow run: {run_id}" if run_id else ""))
 
 
+@bench_app.command("extrapolation-qm9")
+def bench_extrapolation_qm9_cmd(
+    targets: Annotated[str, typer.Option(help="QM9 targets, comma-separated.")] =
+        "dipole,alpha,gap",
+    n: Annotated[int, typer.Option(help="QM9 molecules (seeded sample).", min=100)] = 5000,
+    models: Annotated[str, typer.Option(help="Comma-separated models.")] =
+        "lr,ilr,ilr_ridge,gp,xgp,rf,tanimoto_gp",
+    n_in: Annotated[str, typer.Option("--n-in", help="Training sizes.")] = "50,100,200,500",
+    out: Annotated[Path, typer.Option(help="Folder for the table, CSV and plot.")] =
+        Path("runs/bench/extrapolation-qm9"),
+    mlruns: Annotated[Path, typer.Option(help="MLflow store.")] = Path("mlruns"),
+    seed: Annotated[int, typer.Option(help="Seed of the sample, splits and models.")] = 0,
+    workers: Annotated[int, typer.Option(help="Workers for missing descriptors.")] = 2,
+    json_out: JsonOpt = None,
+) -> None:
+    """The extrapolation benchmark on QM9 targets, descriptors from xTB on QM9 geometries."""
+    import json
+
+    from bodisc.bench.extrapolation import qm9_extrapolation, write_results
+    from bodisc.tracking.mlflow_tracker import log_bench_run
+
+    records = qm9_extrapolation(
+        [t.strip() for t in targets.split(",")], n,
+        [m.strip() for m in models.split(",") if m.strip()],
+        [int(v) for v in n_in.split(",")], seed=seed, workers=workers,
+        progress=lambda r: typer.echo(
+            f"{r['split']:>10} n_in {r['n_in']:>4} {r['model']:>12}: "
+            f"RMSE/sigma {r['rmse_over_sigma']:.3f}"),
+    )
+    paths = write_results(records, out)
+    if json_out:
+        json_out.write_text(json.dumps(records, indent=1) + "\n")
+    metrics = {f"rmse_over_sigma.{r['target']}.{r['split']}.{r['n_in']}.{r['model']}":
+               r["rmse_over_sigma"] for r in records}
+    run_id = log_bench_run(mlruns, "bench-extrapolation-qm9", f"qm9 n={n}",
+                           {"targets": targets, "n": n, "models": models, "seed": seed},
+                           metrics, list(paths.values()), warn=typer.echo)
+    typer.echo(f"table: {paths['md']}  plot: {paths['png']}"
+               + (f"  MLflow run: {run_id}" if run_id else ""))
+
+
 def _quiet_reporter(console: Any) -> Any:
     from bodisc.campaign import Reporter
 

@@ -59,3 +59,16 @@ def write_campaign(folder: Path, text: str = TINY, name: str = "campaign.toml") 
 @pytest.fixture
 def tiny_campaign(tmp_path: Path) -> Path:
     return write_campaign(tmp_path)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_openmp_thread():
+    """One OpenMP thread in the test process, as in bodisc's workers.
+
+    tblite's (and torch's) OpenMP threads oversubscribe small CI machines and reorder
+    floating-point sums between runs.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield

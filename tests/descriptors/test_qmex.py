@@ -30,17 +30,6 @@ SEED, N_CONF = 61453, 3  # compute_qmex defaults
 SMALL = ["O", "CO", "CC#N"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_openmp_thread():
-    """tblite's OpenMP threads oversubscribe small CI machines and reorder sums; use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - then OMP_NUM_THREADS=1 is the way
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
 
 def direct(numbers, xyz_angstrom, charge=0, uhf=0, solvent=None, field=None):
     """A GFN2-xTB single point straight through tblite's API."""

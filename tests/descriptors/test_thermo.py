@@ -25,17 +25,6 @@ T, P = 298.15, 101325.0
 H_SI, KB_SI, C_CM, AMU = 6.62607015e-34, 1.380649e-23, 2.99792458e10, 1.66053906660e-27
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_openmp_thread():
-    """tblite's OpenMP threads oversubscribe small CI machines; use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - then OMP_NUM_THREADS=1 is the way
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
 
 def prepared(smiles):
     """Geometry, masses, energy, frequencies and symmetry number of an MMFF conformer."""

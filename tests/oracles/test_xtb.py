@@ -11,18 +11,6 @@ from bodisc.oracle import resolve_oracle, run_one
 from oracles.xtb import XtbDipoleOptions, XtbDipoleOracle, _check_connectivity, connectivity
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_openmp_thread():
-    """tblite's OpenMP threads oversubscribe small CI machines and reorder sums; use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - then OMP_NUM_THREADS=1 is the way
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="openmp"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def oracle():
     return XtbDipoleOracle({"n_conformers": 3})

@@ -136,10 +136,10 @@ def test_crossover_is_prefix_of_a_plus_suffix_of_b() -> None:
     for rng in _rngs(100):
         child = ops.crossover(A, B, rng)
         n_a = child.count("[C]")
-        assert 1 <= n_a <= len(A)
+        assert n_a >= 1 and n_a <= len(A)
         assert child[:n_a] == A[:n_a]
         suffix = child[n_a:]
-        assert 1 <= len(suffix) <= len(B)
+        assert len(suffix) >= 1 and len(suffix) <= len(B)
         assert suffix == B[len(B) - len(suffix) :]
         lengths.add(len(child))
     assert len(lengths) > 3

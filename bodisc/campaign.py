@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,18 +74,12 @@ class Summary:
     run_id: str | None
     stop_reason: str
     iterations: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def iteration_rngs(seed: int, iteration: int) -> tuple[np.random.Generator, np.random.Generator]:
     """The generator and acquisition RNGs of one iteration, from ``(seed, iteration)``."""
     gen_seq, acq_seq = np.random.SeedSequence([seed, iteration]).spawn(2)
     return np.random.default_rng(gen_seq), np.random.default_rng(acq_seq)
-
-
-def store_exists(config: CampaignConfig) -> bool:
-    """Whether this campaign already has a store on disk."""
-    return config.path("store").exists()
 
 
 def discard_store(config: CampaignConfig) -> str | None:

@@ -165,15 +165,14 @@ class GPSurrogate:
         model = mll.model
         mll.train()
         try:  # one L-BFGS-B run, capped: botorch's retry loop costs several times more
-            result = fit_gpytorch_mll_scipy(mll, options={"maxiter": MAX_FIT_ITERATIONS})
+            fit_gpytorch_mll_scipy(mll, options={"maxiter": MAX_FIT_ITERATIONS})
             ok = all(torch.isfinite(p).all() for p in model.parameters())
         except Exception:  # noqa: BLE001 - numerical trouble: fall back to botorch's retries
-            result, ok = None, False
+            ok = False
         if not ok:
             with torch.random.fork_rng():
                 torch.manual_seed(0)  # fit_gpytorch_mll's retries draw from torch's RNG
                 fit_gpytorch_mll(mll)
-        self.fit_steps = None if result is None else int(result.step)
         mll.eval()
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:

@@ -48,11 +48,16 @@ def test_beats_the_plain_gp_outside_the_training_range(fitted) -> None:
 
 
 def test_is_the_gp_near_its_data(fitted) -> None:
-    train = fitted["train"][:10]
-    parts = fitted["xgp"].components(fitted["X"][train], fitted["C"][train])
-    assert np.all(parts["w"] > 0.5)
-    mean, _ = fitted["xgp"].predict(fitted["X"][train], fitted["C"][train])
-    gp_mean, _ = fitted["gp"].predict(fitted["X"][train])
+    xgp, train = fitted["xgp"], fitted["train"]
+    parts = xgp.components(fitted["X"][train], fitted["C"][train])
+    lo, hi = xgp._y_range
+    # away from the edges of the label range the GP keeps its data; near them the base
+    margin = 1.5 * xgp._lin_rmse
+    deep = (parts["mu_lin"] > lo + margin) & (parts["mu_lin"] < hi - margin)
+    assert deep.sum() >= 10
+    assert np.all(parts["w"][deep] > 0.5)
+    mean, _ = xgp.predict(fitted["X"][train][deep], fitted["C"][train][deep])
+    gp_mean, _ = fitted["gp"].predict(fitted["X"][train][deep])
     np.testing.assert_allclose(mean, gp_mean, atol=0.2 * np.std(fitted["y"][train]))
 
 
@@ -71,23 +76,52 @@ def test_without_categories_and_with_nan() -> None:
     assert np.isfinite(mean).all() and np.isfinite(std).all()
 
 
-def test_linear_base_is_the_average_of_its_members(fitted) -> None:
+def test_linear_base_is_the_trimmed_average_of_its_members(fitted) -> None:
     from bodisc.surrogates.extrapolating import LinearBase
 
     X, C, y, train = fitted["X"], fitted["C"], fitted["y"], fitted["train"]
     base = LinearBase().fit(X[train], y[train], C[train])
-    assert len(base.members) == 3
-    members = [m.predict(X[:7], C[:7] if m.use_categories else None)[0] for m in base.members]
-    np.testing.assert_allclose(base.predict(X[:7], C[:7])[0], np.mean(members, axis=0))
-    assert len(LinearBase().fit(X[train], y[train]).members) == 2
+    assert len(base.members) == 5
+    assert sum(m.use_categories for m in base.members) == 3
+    P = base.member_predictions(X[:7], C[:7])
+    assert P.shape == (7, 5)
+    expected = (P.sum(axis=1) - P.max(axis=1) - P.min(axis=1)) / 3.0
+    np.testing.assert_allclose(base.predict(X[:7], C[:7])[0], expected)
+    plain = LinearBase().fit(X[train], y[train])
+    assert len(plain.members) == 3 and not any(m.use_categories for m in plain.members)
+    np.testing.assert_allclose(plain.predict(X[:7])[0],
+                               np.median(plain.member_predictions(X[:7]), axis=1))
+
+
+def test_one_wild_member_does_not_carry_the_base(fitted) -> None:
+    from bodisc.surrogates.extrapolating import LinearBase
+
+    X, C, y, train = fitted["X"], fitted["C"], fitted["y"], fitted["train"]
+    base = LinearBase().fit(X[train], y[train], C[train])
+    before = base.predict(X[:20], C[:20])[0]
+    wild = base.members[3]
+    shift = 1e3 * np.std(y)
+    wild.predict = lambda Xq, Cq=None: (np.full(len(Xq), shift), None)  # a member gone wild
+    after = base.predict(X[:20], C[:20])[0]
+    assert np.max(np.abs(after - before)) < 0.5 * np.std(y)
 
 
 def test_range_factor_hands_over_outside_the_label_range(fitted) -> None:
-    xgp, test = fitted["xgp"], fitted["test"]
-    parts = xgp.components(fitted["X"][test], fitted["C"][test])
+    xgp, X, C = fitted["xgp"], fitted["X"], fitted["C"]
+    parts = xgp.components(X, C)  # training band and both tails
     lo, hi = xgp._y_range
-    inside = (parts["mu_lin"] >= lo) & (parts["mu_lin"] <= hi)
-    assert np.all(parts["r"][inside] == 1.0)
-    far = (parts["mu_lin"] < lo - 3 * xgp._lin_rmse) | (parts["mu_lin"] > hi + 3 * xgp._lin_rmse)
-    assert far.any() and np.all(parts["w"][far] < 1e-3)
+    mu, r = parts["mu_lin"], parts["r"]
+    # r = P(N(mu_lin, (0.5 s_lin)^2) inside [lo, hi]) ** 32: 1 deep inside, 0 beyond the range
+    deep = (mu > lo + 2 * xgp._lin_rmse) & (mu < hi - 2 * xgp._lin_rmse)
+    assert deep.any() and np.all(r[deep] > 0.9)
+    beyond = (mu < lo) | (mu > hi)
+    assert beyond.any() and np.all(r[beyond] < 1e-6) and np.all(parts["w"][beyond] < 1e-6)
+    dist = np.minimum(mu - lo, hi - mu)  # distance inside the range (negative: outside)
+    order = np.argsort(dist)
+    assert np.all(np.diff(r[order]) >= -1e-12)  # monotone in the distance to the nearer edge
     assert np.all((parts["w"] >= 0) & (parts["w"] <= 1))
+    off = ExtrapolatingGP(device="cpu", range_scale=None)
+    off.gp, off.lin, off.stretch = xgp.gp, xgp.lin, xgp.stretch
+    off._p_mean, off._y_mean, off._y_range = xgp._p_mean, xgp._y_mean, xgp._y_range
+    off._lin_rmse = xgp._lin_rmse
+    assert np.all(off.components(X, C)["r"] == 1.0)

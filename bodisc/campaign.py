@@ -113,16 +113,29 @@ class Campaign:
         config_file: The file it came from (for messages).
         reporter: Progress sink.
         tracking_uri: Overrides the MLflow store from ``[paths] mlruns``.
+        experiment: MLflow experiment (default: the campaign name); a comparison puts
+            all its runs in its own.
+        run_tags: Further MLflow tags of the run (e.g. ``mlflow.parentRunId``).
+        run_params: Further MLflow params of the run.
+        cache: A shared result cache (:class:`bodisc.compare.ResultCache`): oracle results
+            and descriptors computed by any campaign sharing it are reused, never
+            recomputed; each campaign still records (and pays for) its own calls.
     """
 
     def __init__(self, config: CampaignConfig, config_file: str = "",
-                 reporter: Reporter | None = None, tracking_uri: str | None = None) -> None:
+                 reporter: Reporter | None = None, tracking_uri: str | None = None,
+                 experiment: str | None = None, run_tags: dict[str, str] | None = None,
+                 run_params: dict[str, Any] | None = None, cache: Any = None) -> None:
         from bodisc.descriptors import TIERS, default_descriptors, tier_of
 
         self.config = config
         self.config_file = config_file
         self.reporter = reporter or Reporter()
         self.tracking_uri = tracking_uri
+        self.experiment = experiment or config.name
+        self.run_tags = dict(run_tags or {})
+        self.run_params = dict(run_params or {})
+        self.cache = cache
         self.sign = 1.0 if config.objective.direction == "maximize" else -1.0
         self.descriptor_names = tuple(config.descriptors.names or default_descriptors())
         # The cache holds a molecule's whole tier, so campaigns that use other descriptors
@@ -132,6 +145,10 @@ class Campaign:
         self.columns = [self.tier_names.index(n) for n in self.descriptor_names]
         key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed])
         self.descriptor_set = f"qmex-{tier}/" + hashlib.sha1(key.encode()).hexdigest()[:10]
+        self.tier = tier
+        self._pool: Any = None  # the [pool] of candidates, built on first use
+        if config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
+            self.descriptor_set = f"qm9geom-{tier}"
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
         self.store: CampaignStore | None = None
         self.changed_on_resume: list[str] = []
@@ -181,18 +198,18 @@ class Campaign:
             return self._run()
 
     def _run(self) -> Summary:
-        from bodisc.execution import LocalExecutor
+        from bodisc.execution.dask import make_executor
         from bodisc.tracking.mlflow_tracker import Tracker, flatten
 
         cfg = self.config
         self.store = store = self._open_store()
-        self.tracker = Tracker(cfg.path("mlruns"), cfg.name, self.reporter.message,
+        self.tracker = Tracker(cfg.path("mlruns"), self.experiment, self.reporter.message,
                                uri=self.tracking_uri)
         run_id = self.tracker.start(
             store.get_meta("mlflow_run_id"), run_name=cfg.name,
-            params=flatten(cfg.as_dict()),
+            params={**flatten(cfg.as_dict()), **self.run_params},
             tags={"bodisc.campaign": cfg.name, "bodisc.store": str(cfg.path("store")),
-                  "bodisc.acquisition": cfg.acquisition.name},
+                  "bodisc.acquisition": cfg.acquisition.name, **self.run_tags},
         )
         if run_id is not None and store.get_meta("mlflow_run_id") is None:
             store.set_meta("mlflow_run_id", run_id)
@@ -206,8 +223,7 @@ class Campaign:
         stop_reason = "budget spent"
         status = "FAILED"
         try:
-            with LocalExecutor(cfg.execution.workers,
-                               cfg.execution.worker_memory_gb) as executor:
+            with make_executor(cfg.execution) as executor:
                 self.executor = executor
                 open_it = store.open_iteration()
                 if open_it is not None:
@@ -263,7 +279,11 @@ class Campaign:
         timings: dict[str, float] = {}
         remaining = cfg.budget.oracle_calls - store.calls_used()
         if it == 0:
-            records = [record_from_smiles(s) for s in cfg.seed_molecules]
+            if cfg.pool is not None:  # seeds drawn from the pool
+                seed_rng, _ = iteration_rngs(cfg.random_seed, 0)
+                records = self.pool().draw(cfg.pool.n_seeds, seed_rng)
+            else:
+                records = [record_from_smiles(s) for s in cfg.seed_molecules]
             store.add_molecules(
                 [(r.inchikey, r.smiles, r.heavy_atoms, "seed", ()) for r in records], it
             )
@@ -292,6 +312,12 @@ class Campaign:
 
         store, cfg = self.store, self.config
         assert store is not None
+        if cfg.pool is not None:  # unlabelled pool molecules instead of the generator
+            exclude = store.excluded_inchikeys(self.descriptor_set, before_iteration=it)
+            drawn = self.pool().draw(cfg.pool.candidates_per_iteration, rng, exclude)
+            store.add_molecules([(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents)
+                                 for c in drawn], it)
+            return drawn
         labelled = [(j.smiles, self.sign * j.value) for j in self._labelled()]
         if not labelled:  # every seed failed: mutate the seeds themselves
             labelled = [(s, 0.0) for s in store.smiles_of(
@@ -353,7 +379,7 @@ class Campaign:
                         timings: dict[str, float]
                         ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
         from bodisc.acquisition import AcquisitionContext, select
-        from bodisc.surrogates import build_surrogate, uses_categories, with_categories
+        from bodisc.surrogates import uses_categories, with_categories
 
         cfg = self.config
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
@@ -364,9 +390,9 @@ class Campaign:
         if uses_categories(cfg.surrogate.kind):
             X_t = with_categories(X_t, [j.smiles for j in train])
             X_c = with_categories(X_c, [c.smiles for c in cand])
-        gp = build_surrogate(cfg.surrogate.kind, cfg.surrogate.kernel, cfg.surrogate.device)
-        gp.fit(X_t, y_t)
+        gp = self._fit_surrogate(it, X_t, y_t)
         timings["fit_s"] = time.perf_counter() - t0
+        timings["fit_evaluations"] = float(getattr(gp, "fit_evaluations", 0))
         failpoint("fit")
         self.reporter.phase(it, "acquire")
         t0 = time.perf_counter()
@@ -381,6 +407,56 @@ class Campaign:
         values = [j.value for j in train]
         return jobs, len(cand), (float(min(values)), float(max(values)))
 
+    def _fit_surrogate(self, it: int, X_t: np.ndarray, y_t: np.ndarray) -> Any:
+        """Build and fit the campaign's surrogate on ``X_t`` ``(n, d)``, ``y_t`` ``(n,)``.
+
+        GP kinds start from the hyperparameters of the last earlier fit (``warm_start``)
+        and, with ``restarts > 1``, from that many starting points fitted as one batched
+        model. With ``refit_growth > 1`` the hyperparameters are re-optimised only once
+        the labels have grown by that factor since the last optimisation; in between the
+        model is conditioned on the new labels with the stored hyperparameters. Each
+        fit's hyperparameters are stored (meta ``surrogate/<iteration>``), so
+        a resumed campaign starts the next fit from the very values an uninterrupted one
+        would, and picks the same molecules.
+        """
+        from bodisc.surrogates import build_surrogate
+
+        s, store = self.config.surrogate, self.store
+        assert store is not None
+        options = ({"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
+                   if s.kind == "sparse" else {})
+        model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
+        if not hasattr(model, "hyper_state"):
+            return model.fit(X_t, y_t)
+        n = len(y_t)
+        last = self._last_surrogate_state(it, s.kind)
+        init = last["state"] if last and s.warm_start else None
+        optimised_at = n
+        if last and s.refit_growth > 1.0 and n < last["optimised_at"] * s.refit_growth:
+            model.fit(X_t, y_t, init=last["state"], optimise=False)  # condition only
+            optimised_at = last["optimised_at"]
+        elif s.restarts > 1 and s.kind == "gp":
+            from bodisc.surrogates.batched import multistart_state
+
+            rng = np.random.default_rng(np.random.SeedSequence([self.config.random_seed, it, 1]))
+            init = multistart_state(X_t, y_t, s.restarts, rng, s.kernel, s.device, init)
+            model.fit(X_t, y_t, init=init, optimise=False)
+        else:
+            model.fit(X_t, y_t, init=init)
+        store.set_meta(f"surrogate/{it}", {"kind": s.kind, "state": model.hyper_state(),
+                                           "optimised_at": optimised_at})
+        return model
+
+    def _last_surrogate_state(self, it: int, kind: str) -> dict[str, Any] | None:
+        """What the latest fit of this kind before iteration ``it`` stored."""
+        assert self.store is not None
+        for j in range(it - 1, -1, -1):
+            saved = self.store.get_meta(f"surrogate/{j}")
+            if saved and saved.get("kind") == kind:
+                saved.setdefault("optimised_at", 0)
+                return saved
+        return None
+
     def _featurise(self, it: int, keys: Sequence[str], smiles: Sequence[str]
                    ) -> dict[str, list[float]]:
         """Descriptors of the given molecules, from the cache or computed and cached."""
@@ -391,9 +467,13 @@ class Campaign:
         cached = store.descriptors_of(keys, self.descriptor_set)
         todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
                 if k not in cached]
+        if cfg.pool is not None and todo:
+            self._featurise_pool(it, [k for k, _ in todo], cached)
+            todo = []
         args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
-        for out in self.executor.run(descriptor_task, [(k, (s, *args)) for k, s in todo],
-                                     cfg.execution.descriptor_timeout_s):
+        for out in self._execute("descriptors", self.descriptor_set, descriptor_task,
+                                 [(k, (s, *args)) for k, s in todo], {k: k for k, _ in todo},
+                                 cfg.execution.descriptor_timeout_s):
             if out.failure is None:
                 vector, seconds = out.value
                 store.put_descriptors(out.key, self.descriptor_set, vector, None, seconds, it)
@@ -407,6 +487,46 @@ class Campaign:
         return {k: [v[c] for c in cols] for k, (status, v, _) in cached.items()
                 if status == "done" and v}
 
+    def pool(self) -> Any:
+        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
+        from bodisc.chem.pool import QM9Pool
+
+        assert self.config.pool is not None
+        if self._pool is None:
+            self._pool = QM9Pool(self.config.pool.subset, self.config.random_seed)
+        return self._pool
+
+    def _featurise_pool(self, it: int, keys: Sequence[str],
+                        cached: dict[str, tuple[str, Any, Any]]) -> None:
+        """Descriptors of pool molecules on their own geometries (disk-cached), stored."""
+        from bodisc.data import qm9_descriptors
+
+        store, pool = self.store, self.pool()
+        assert store is not None
+        index = {k: pool.get(k).index for k in keys if pool.get(k) is not None}
+        frame = qm9_descriptors(list(index.values()), tier=self.tier,
+                                workers=self.config.execution.workers)
+        failures = frame.attrs["failures"]
+        for key, i in index.items():
+            if i in failures:
+                store.put_descriptors(key, self.descriptor_set, None, failures[i], 0.0, it)
+                cached[key] = ("failed", None, failures[i])
+            else:
+                vector = [float(v) for v in frame.loc[i, list(self.tier_names)]]
+                store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
+                cached[key] = ("done", vector, None)
+
+    def _execute(self, kind: str, settings: str, fn: Any, tasks: list[tuple[Any, tuple]],
+                 molecule_of: dict[Any, str], timeout_s: float) -> Any:
+        """Run ``fn`` on ``tasks`` in the executor, through the shared cache if there is one.
+
+        Yields the executor's outcomes (keyed by task key) in completion order; with a
+        cache, a result another campaign computed comes back without running again.
+        """
+        if self.cache is None:
+            return self.executor.run(fn, tasks, timeout_s)
+        return self.cache.run(kind, settings, self.executor, fn, tasks, molecule_of, timeout_s)
+
     def _finish_iteration(self, it: int) -> None:
         """Run the pending jobs of iteration ``it``, then record and log it."""
         from bodisc.execution.tasks import oracle_task
@@ -418,7 +538,10 @@ class Campaign:
         t0 = time.perf_counter()
         tasks = [(j.id, (cfg.oracle.name, self.oracle_options, j.smiles)) for j in pending]
         failpoint("oracle.submitted")
-        for out in self.executor.run(oracle_task, tasks, cfg.execution.oracle_timeout_s):
+        settings = json.dumps([cfg.oracle.name, self.oracle_options])
+        for out in self._execute("oracle", settings, oracle_task, tasks,
+                                 {j.id: j.inchikey for j in pending},
+                                 cfg.execution.oracle_timeout_s):
             failpoint("oracle.result")
             if out.failure is not None:
                 store.finish_job(out.key, None, out.failure, out.seconds)
@@ -457,11 +580,18 @@ class Campaign:
         """Send every complete iteration not yet logged to MLflow (in order)."""
         store = self.store
         assert store is not None
+        curve: list[tuple[int, Any]] | None = None
         for row in store.iterations():
             if row["status"] != "complete" or row["logged"]:
                 continue
             it = row["iteration"]
-            if not self.tracker.log_metrics(row["metrics"], step=it):
+            # best_so_far is logged per oracle call (below), the step being the call
+            per_iteration = {k: v for k, v in row["metrics"].items() if k != "best_so_far"}
+            if not self.tracker.log_metrics(per_iteration, step=it):
+                return
+            curve = self._call_curve() if curve is None else curve
+            if not self.tracker.log_metrics_at([(m.call, m.as_dict())
+                                                for i, m in curve if i == it]):
                 return
             failpoint("mlflow")
             extra = self._extrapolation_records(it, row)
@@ -472,22 +602,58 @@ class Campaign:
                     return
             store.mark_logged(it)
 
+    def _call_curve(self) -> list[tuple[int, Any]]:
+        """``(iteration, CallMetrics)`` after every oracle call so far (pending: no value)."""
+        from bodisc.metrics import per_call_metrics
+
+        store = self.store
+        assert store is not None
+        jobs = store.jobs()
+        calls = [(j.inchikey, j.value if j.status == "done" else None) for j in jobs]
+        curve = per_call_metrics(calls, self.config.budget.oracle_calls, self.sign > 0)
+        return [(j.iteration, m) for j, m in zip(jobs, curve, strict=True)]
+
     def _extrapolation_records(self, it: int, row: dict[str, Any]) -> list[dict[str, float]]:
-        """Labels of iteration ``it`` outside the training range, with their predictions."""
+        """Labels of iteration ``it`` outside the training range, with their predictions.
+
+        Each record: the call number, observed value, predicted mean and standard
+        deviation, z-score, the distance to the nearest training molecule in z-scored
+        descriptor space and the largest Tanimoto similarity to a training molecule.
+        """
+        from bodisc.metrics import descriptor_distance, max_tanimoto
+
         lo, hi = row["train_min"], row["train_max"]
         if lo is None or hi is None:
             return []
         store = self.store
         assert store is not None
         first_call = sum(1 for j in store.jobs() if j.iteration < it)
+        beyond = [j for j in store.jobs(iteration=it)
+                  if j.value is not None and j.pred_mean is not None
+                  and not lo <= j.value <= hi]
+        if not beyond:
+            return []
+        train = [j for j in self._labelled() if j.iteration < it]
+        feats = store.descriptors_of([j.inchikey for j in train + beyond], self.descriptor_set)
+        cols = self.columns
+
+        def vector(key: str) -> list[float] | None:
+            status, vec, _ = feats.get(key, ("failed", None, None))
+            return [vec[c] for c in cols] if status == "done" and vec else None
+
+        X_train = np.array([v for v in (vector(j.inchikey) for j in train) if v is not None],
+                           dtype=float).reshape(-1, len(cols))
+        train_smiles = [j.smiles for j in train]
         out = []
-        for j in store.jobs(iteration=it):
-            if j.value is None or j.pred_mean is None or lo <= j.value <= hi:
-                continue
+        for j in beyond:
             std = max(j.pred_std or 0.0, 1e-12)
+            x = vector(j.inchikey)
             out.append({"call": first_call + j.rank + 1, "observed": j.value,
                         "pred_mean": j.pred_mean, "pred_std": j.pred_std,
-                        "z": (j.value - j.pred_mean) / std})
+                        "z": (j.value - j.pred_mean) / std,
+                        "distance": (float("nan") if x is None
+                                     else descriptor_distance(X_train, np.array(x))),
+                        "max_tanimoto": max_tanimoto(train_smiles, j.smiles)})
         return out
 
     def extrapolation_table(self) -> list[dict[str, Any]]:
@@ -517,9 +683,26 @@ class Campaign:
             path = csv.with_name("extrapolation.csv")
             pd.DataFrame(extrap).to_csv(path, index=False)
             self.tracker.log_artifact(path)
+        self._log_extrapolation_summary(extrap, csv.with_name("extrapolation_summary.json"))
         done = self._labelled()
         done.sort(key=lambda j: (-self.sign * j.value, j.iteration, j.rank))
         best = [(j.smiles, float(j.value), j.iteration) for j in done[:top]]
         failures = sum(1 for j in store.jobs("failed"))
         return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
                        self.tracker.run_id, stop_reason, len(store.iterations()))
+
+    def _log_extrapolation_summary(self, records: list[dict[str, Any]], path: Path) -> None:
+        """Calibration and RMSE of the extrapolation steps: a JSON file, MLflow metrics."""
+        from bodisc.metrics import extrapolation_summary
+
+        store = self.store
+        assert store is not None
+        summary = extrapolation_summary([r["observed"] for r in records],
+                                        [r["pred_mean"] for r in records],
+                                        [r["pred_std"] for r in records],
+                                        [j.value for j in self._labelled()])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+        self.tracker.log_metrics({f"extrapolation.{k}": v for k, v in summary.items()},
+                                 step=store.calls_used())
+        self.tracker.log_artifact(path)

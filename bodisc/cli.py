@@ -93,6 +93,75 @@ def campaign(
     _print_summary(console, cfg, summary)
 
 
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(
+        help="Campaign file with a \\[compare] table (strategies, seeds).",
+        show_default=False)],
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI instead of \\[paths] mlruns."
+    )] = None,
+    parallel: Annotated[int | None, typer.Option(
+        "--parallel", min=1, help="Runs at once (default: \\[compare] parallel); each run "
+                                  "uses \\[execution] workers processes."
+    )] = None,
+    only: Annotated[str | None, typer.Option(
+        "--only", help="Run only this run (STRATEGY-sSEED).", hidden=True)] = None,
+    no_report: Annotated[bool, typer.Option(
+        "--no-report", help="Do not write the report at the end.")] = False,
+) -> None:
+    """Run every strategy x seed of a comparison (resumable; finished runs are skipped)."""
+    from rich.console import Console
+
+    from bodisc.compare import Comparison, format_table, summary_table
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    comparison = Comparison(cfg, str(config), tracking_uri, set_ or [], console.print)
+    try:
+        results = comparison.run(
+            lambda label: _quiet_reporter(console) if quiet else _rich_reporter(console),
+            only=only, parallel=parallel, report=not no_report)
+    except KeyboardInterrupt:
+        console.print("interrupted: every finished oracle call is in the stores; run the "
+                      "same command to continue")
+        raise typer.Exit(130) from None
+    if only is None:
+        from bodisc.tracking.mlflow_tracker import ui_command
+
+        console.print(format_table(summary_table(results, cfg.objective.direction == "maximize"),
+                                   cfg.objective.unit))
+        console.print(f"runs:       {comparison.root}")
+        console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
+
+
+@app.command()
+def report(
+    target: Annotated[str, typer.Argument(
+        help="A campaign or comparison file (TOML), or an MLflow run id.",
+        show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the PNGs and report.html (default: beside the store).")]
+    = None,
+    set_: SetOpt = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI (for a run id; default: ./mlruns).")]
+    = None,
+    no_mlflow: Annotated[bool, typer.Option(
+        "--no-mlflow", help="Do not log the figures as MLflow artifacts.")] = False,
+) -> None:
+    """Figures and one self-contained HTML page for a campaign, comparison or MLflow run."""
+    from bodisc.report import make_report
+
+    paths = make_report(target, out, _parse_overrides(set_ or []), tracking_uri,
+                        log_mlflow=not no_mlflow, message=typer.echo)
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
 bench_app = typer.Typer(
     help="Benchmarks; each reports a ratio against its baseline, measured in the same run.",
     no_args_is_help=True,
@@ -143,6 +212,133 @@ def _parse_rows(text: str | None) -> list[int] | None:
             raise typer.BadParameter(f"{text!r}: expected rows like 61-72 or 61,64",
                                      param_hint="--rows") from None
     return rows
+
+
+@bench_app.command("surrogate")
+def bench_surrogate_cmd(
+    parts: Annotated[str, typer.Option(
+        help="Comma-separated parts: scoring, memory, warm, batched, sparse.")] =
+        "scoring,memory,warm,batched,sparse",
+    n: Annotated[int, typer.Option(help="Labels of the scoring and memory runs.", min=2)] = 1000,
+    d: Annotated[int, typer.Option(help="Descriptors of the scoring run.", min=1)] = 22,
+    candidates: Annotated[int, typer.Option(help="Candidates scored.", min=1)] = 20000,
+    mem_candidates: Annotated[int, typer.Option(help="Candidates of the memory run.",
+                                                min=1)] = 1_000_000,
+    warm_n: Annotated[int, typer.Option(help="Labels before the warm refit.", min=3)] = 1000,
+    batch_k: Annotated[int, typer.Option(help="GPs in the batched fit.", min=1)] = 8,
+    batch_n: Annotated[int, typer.Option(help="Labels per batched GP.", min=3)] = 200,
+    sparse_n: Annotated[int, typer.Option(help="Labels of the sparse GP fit.", min=3)] = 50000,
+    exact_n: Annotated[int, typer.Option(help="Labels of the exact GP it is compared with.",
+                                         min=3)] = 2000,
+    baseline_max: Annotated[int | None, typer.Option(
+        help="Candidates scored by the botorch baseline (default: all).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    json_out: JsonOpt = None,
+) -> None:
+    """Surrogate speed and memory, each as a ratio against a baseline run alongside."""
+    import json
+
+    from bodisc.bench.surrogate import PARTS, bench_surrogate
+
+    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    bad = [p for p in chosen if p not in PARTS]
+    if bad:
+        raise BodiscError(f"--parts: unknown part {bad[0]!r}; allowed: {', '.join(PARTS)}")
+
+    def show(part: str, out: dict[str, Any]) -> None:
+        flat = {k: v for k, v in out.items() if isinstance(v, int | float)}
+        typer.echo(f"{part}: " + ", ".join(f"{k} {v:.4g}" for k, v in flat.items()))
+
+    result = bench_surrogate(chosen, n=n, d=d, candidates=candidates,
+                             mem_candidates=mem_candidates, warm_n=warm_n, batch_k=batch_k,
+                             batch_n=batch_n, sparse_n=sparse_n, exact_n=exact_n,
+                             device=device, baseline_max=baseline_max, progress=show)
+    typer.echo(f"device: {result['device']}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+@bench_app.command("replay")
+def bench_replay_cmd(
+    calls: Annotated[int, typer.Option(help="Oracle calls per run.", min=2)] = 2000,
+    batch: Annotated[int, typer.Option(help="Molecules per iteration.", min=1)] = 50,
+    start: Annotated[int, typer.Option(help="Random molecules labelled first.", min=1)] = 100,
+    pool: Annotated[int, typer.Option(
+        help="Pool size; past the cached QM9 molecules, rows are drawn again and jittered "
+             "(for timing only).", min=0)] = 0,
+    target: Annotated[str, typer.Option(help="QM9 label (maximised).")] = "dipole_D",
+    acquisition: Annotated[str, typer.Option(help="Acquisition strategy.")] = "logei",
+    seed: Annotated[int, typer.Option(help="Seed of the start set and strategy.")] = 0,
+    refit_growth: Annotated[float, typer.Option(
+        help="Re-optimise hyperparameters when the labels grew by this factor.", min=1.0)] = 1.25,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    json_out: JsonOpt = None,
+) -> None:
+    """Time a QM9 replay run: fit and selection over the whole pool each iteration."""
+    import json
+
+    from bodisc.acquisition import ACQUISITIONS
+    from bodisc.bench.replay import run_replay
+    from bodisc.bench.surrogate import load_average, qm9_table
+
+    if acquisition not in ACQUISITIONS or not ACQUISITIONS[acquisition].needs_model:
+        models = sorted(n for n, s in ACQUISITIONS.items() if s.needs_model)
+        raise BodiscError(f"--acquisition: {acquisition!r} is not a model-based strategy; "
+                          f"allowed: {', '.join(models)}")
+    X, y, note = qm9_table(target, min_rows=pool)
+    if pool:
+        X, y = X[:pool], y[:pool]
+    typer.echo(f"pool: {len(y)} molecules ({note}); load {load_average():.2f}")
+    result = run_replay(X, y, calls=calls, batch=batch, start=start, seed=seed,
+                        acquisition=acquisition, refit_growth=refit_growth, device=device,
+                        progress=lambda p: typer.echo(
+                            f"iteration {p['iteration']:>3}: {p['calls']:>5} calls, best "
+                            f"{p['best']:.3f}, fit {p['fit_s']:.2f} s, select "
+                            f"{p['select_s']:.2f} s, elapsed {p['elapsed_s']:.1f} s"))
+    result.update({"pool_data": note, "target": target, "load_average_end": load_average()})
+    typer.echo(f"wall {result['wall_s']:.1f} s (fit {result['fit_s']:.1f} s, selection "
+               f"{result['select_s']:.1f} s); best {result['best']:.3f}; calls to the pool's "
+               f"best: {result['calls_to_max']}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+@bench_app.command("oracle")
+def bench_oracle_cmd(
+    n: Annotated[int, typer.Option(help="QM9 molecules to label.", min=1)] = 40,
+    workers: Annotated[int, typer.Option(help="Workers of the parallel runs.", min=1)] = 2,
+    oracle: Annotated[str, typer.Option(help="Oracle name, as in a campaign file.")] =
+        "xtb_dipole",
+    options: Annotated[str, typer.Option(help="Oracle options as JSON.")] =
+        '{"n_conformers": 2}',
+    executors: Annotated[str, typer.Option(help="Comma-separated: local, dask.")] =
+        "local,dask",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler address (default: a LocalCluster).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 sample.")] = 0,
+    json_out: JsonOpt = None,
+) -> None:
+    """Oracle throughput (molecules/s) of the local pool and Dask, against one worker."""
+    import json
+
+    from bodisc.bench.descriptors import qm9_sample
+    from bodisc.bench.oracle import bench_oracle
+
+    result = bench_oracle(qm9_sample(n, seed), oracle, json.loads(options), workers,
+                          [e.strip() for e in executors.split(",") if e.strip()],
+                          scheduler=scheduler)
+    for run in result["runs"]:
+        typer.echo(f"{run['executor']:>6} {run['workers']:>3} workers: "
+                   f"{run['molecules_per_s']:.3f} molecules/s ({run['wall_s']:.1f} s, "
+                   f"{run['failures']} failed, load {run['load_before']:.2f} -> "
+                   f"{run['load_after']:.2f})")
+    for name, ratio in result["ratios"].items():
+        typer.echo(f"{name}: {ratio:.2f}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2, default=str))
+        typer.echo(f"wrote {json_out}")
 
 
 @bench_app.command("extrapolation")

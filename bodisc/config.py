@@ -99,11 +99,26 @@ class DescriptorConfig(_Frozen):
 
 
 class SurrogateConfig(_Frozen):
-    """The GP surrogate."""
+    """The surrogate model, where it runs, and how it is refitted."""
 
-    kind: Literal["gp", "xgp", "ilr", "ilr_ridge"] = "gp"
+    kind: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] = "gp"
     kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "float64", "float32"] = Field(
+        default="auto", description="auto: float64; float32 only with CUDA")
+    warm_start: bool = Field(
+        default=True, description="start each fit from the previous iteration's hyperparameters")
+    refit_growth: float = Field(
+        default=1.0, ge=1.0,
+        description="re-optimise hyperparameters once the labels have grown by this factor "
+                    "since the last optimisation (1: every iteration); otherwise only "
+                    "condition on the new labels")
+    restarts: int = Field(
+        default=1, ge=1, le=64,
+        description="hyperparameter fits from this many starting points, run as one batch")
+    subset: int = Field(default=1000, ge=10,
+                        description="sparse: labels used to fit the hyperparameters")
+    inducing: int = Field(default=1024, ge=10, description="sparse: inducing points")
 
 
 class AcquisitionConfig(_Frozen):
@@ -130,15 +145,32 @@ class BudgetConfig(_Frozen):
 
 
 class ExecutionConfig(_Frozen):
-    """Where oracle and descriptor work runs."""
+    """Where oracle and descriptor work runs.
 
-    kind: Literal["local"] = "local"
+    ``kind = "local"``: a pool of worker processes on this machine. ``kind = "dask"``: a
+    Dask cluster, the one at ``scheduler`` (``tcp://host:port``) or, without it, a
+    ``LocalCluster`` of ``workers`` processes started with the campaign.
+    """
+
+    kind: Literal["local", "dask"] = "local"
+    scheduler: str | None = Field(
+        default=None, description="Dask scheduler address (kind = dask); none: a LocalCluster"
+    )
     workers: int = Field(default=2, ge=1, le=512)
     oracle_timeout_s: float = Field(default=300.0, gt=0)
     descriptor_timeout_s: float = Field(default=120.0, gt=0)
     worker_memory_gb: float | None = Field(
         default=8.0, gt=0.5, description="address-space limit of each worker; none: no limit"
     )
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://\S+", value):
+            raise ValueError("must be a Dask scheduler address such as tcp://host:8786")
+        return value
 
 
 class PathsConfig(_Frozen):
@@ -149,12 +181,62 @@ class PathsConfig(_Frozen):
     export_csv: str = "runs/{name}/results.csv"
 
 
+class StrategyConfig(_Frozen):
+    """One strategy of a comparison: an acquisition, optionally another surrogate or batch."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=40)
+    acquisition: str = Field(min_length=1)
+    surrogate: Literal["gp", "xgp", "ilr", "ilr_ridge"] | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    beta: float | None = Field(default=None, gt=0.0, description="UCB exploration weight")
+
+
+class CompareConfig(_Frozen):
+    """A comparison: every strategy runs once per seed, as its own campaign."""
+
+    seeds: tuple[int, ...] = Field(min_length=1, description="one run per strategy and seed")
+    strategies: tuple[StrategyConfig, ...] = Field(min_length=1)
+    parallel: int = Field(default=1, ge=1, le=64, description="runs at once")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [s for s in value if not 0 <= s <= 2**63 - 1]
+        if bad:
+            raise ValueError(f"seed {bad[0]} out of range; seeds are integers 0 to 2**63-1")
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+
+class PoolConfig(_Frozen):
+    """Candidates drawn from a fixed pool of known molecules instead of the generator.
+
+    With a ``[pool]``, iteration 0 labels ``n_seeds`` pool molecules drawn at random
+    (``seed_molecules`` stays empty), every later candidate is an unlabelled pool molecule,
+    and descriptors come from xTB on the pool's own geometries.
+    """
+
+    source: Literal["qm9"] = "qm9"
+    subset: int | None = Field(
+        default=None, ge=1, le=130_831,
+        description="a random subset of this many molecules (seeded by random_seed); "
+                    "none: the whole pool",
+    )
+    n_seeds: int = Field(default=8, ge=1, description="pool molecules labelled first")
+    candidates_per_iteration: int | None = Field(
+        default=None, ge=1,
+        description="unlabelled pool molecules scored per iteration, drawn at random; "
+                    "none: all of them",
+    )
+
+
 class CampaignConfig(_Frozen):
     """A whole campaign file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=80)
     random_seed: int = Field(ge=0, le=2**63 - 1)
-    seed_molecules: tuple[str, ...] = Field(min_length=1)
+    seed_molecules: tuple[str, ...] = Field(default=(), description="required without [pool]")
     objective: ObjectiveConfig
     generator: GeneratorConfig = GeneratorConfig()
     descriptors: DescriptorConfig = DescriptorConfig()
@@ -164,6 +246,8 @@ class CampaignConfig(_Frozen):
     budget: BudgetConfig
     execution: ExecutionConfig = ExecutionConfig()
     paths: PathsConfig = PathsConfig()
+    compare: CompareConfig | None = None
+    pool: PoolConfig | None = None
 
     def path(self, which: Literal["store", "mlruns", "export_csv"]) -> Path:
         """Absolute path of one of the ``[paths]`` entries, ``{name}`` filled in."""
@@ -172,7 +256,8 @@ class CampaignConfig(_Frozen):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-able dictionary of every setting (defaults filled in)."""
-        return self.model_dump(mode="json")
+        skip = {k for k in ("compare", "pool") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=skip or None)
 
     def fingerprint(self, fields: tuple[str, ...]) -> str:
         """Stable hash of some top-level sections, used to refuse unsafe resumes."""
@@ -181,7 +266,8 @@ class CampaignConfig(_Frozen):
 
 
 #: Sections whose change makes a stored campaign meaningless (labels or features differ).
-UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "oracle", "descriptors", "seed_molecules")
+UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "oracle", "descriptors", "seed_molecules",
+                                      "pool")
 
 
 def load_campaign(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignConfig:
@@ -243,11 +329,20 @@ def _first_error(file: str, exc: ValidationError) -> ConfigError:
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    import typing
+
     for part in loc:
+        if isinstance(part, int):  # an item of a list of models
+            continue
         field = model.model_fields.get(str(part))
         if field is None:
             return None
         ann = field.annotation
+        # unwrap X | None and tuple[X, ...] to the model inside
+        while not isinstance(ann, type) and typing.get_args(ann):
+            ann = next((a for a in typing.get_args(ann) if a is not type(None)), None)
+        if isinstance(ann, type) and not issubclass(ann, BaseModel) and typing.get_args(ann):
+            ann = typing.get_args(ann)[0]
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return None
         model = ann
@@ -273,6 +368,11 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
                 file, f"descriptors.names[{i}]", name,
                 f"unknown descriptor; choose from: {', '.join(known)}",
             )
+    if config.surrogate.precision == "float32" and config.surrogate.device != "cuda":
+        raise ConfigError(
+            file, "surrogate.precision", "float32",
+            "float32 needs surrogate.device = 'cuda'; on the CPU the surrogate runs in float64",
+        )
     if config.acquisition.name == "rank" and config.acquisition.rank_by not in names:
         raise ConfigError(
             file, "acquisition.rank_by", config.acquisition.rank_by,
@@ -283,15 +383,17 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - any resolution problem is a config problem
         raise ConfigError(file, "oracle.name", config.oracle.name, str(exc)) from None
     try:
-        oracle_cls.Options.model_validate(config.oracle.options)
+        oracle_options = oracle_cls.Options.model_validate(config.oracle.options)
     except ValidationError as exc:
         err = _first_error(file, exc)
         raise ConfigError(file, f"oracle.options.{err.field}", err.value, err.allowed) from None
-    if oracle_cls.property != config.objective.property:
+    returned, _ = oracle_cls.returns(oracle_options)
+    if returned != config.objective.property:
         raise ConfigError(
             file, "objective.property", config.objective.property,
-            f"oracle {config.oracle.name!r} returns {oracle_cls.property!r}",
+            f"oracle {config.oracle.name!r} returns {returned!r}",
         )
+    _check_pool(file, config)
     gen = config.generator
     if gen.replace_weight + gen.insert_weight + gen.delete_weight <= 0:
         raise ConfigError(
@@ -303,18 +405,63 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             file, "generator.min_heavy_atoms", gen.min_heavy_atoms,
             f"must be at most generator.max_heavy_atoms ({gen.max_heavy_atoms})",
         )
+    if config.execution.scheduler is not None and config.execution.kind != "dask":
+        raise ConfigError(
+            file, "execution.scheduler", config.execution.scheduler,
+            'a scheduler address needs execution.kind = "dask"',
+        )
     if config.budget.oracle_calls < config.acquisition.batch_size:
         raise ConfigError(
             file, "budget.oracle_calls", config.budget.oracle_calls,
             f"must be at least one batch (acquisition.batch_size = "
             f"{config.acquisition.batch_size})",
         )
-    if config.budget.oracle_calls < len(config.seed_molecules):
+    n_seeds = config.pool.n_seeds if config.pool else len(config.seed_molecules)
+    if config.budget.oracle_calls < n_seeds:
         raise ConfigError(
             file, "budget.oracle_calls", config.budget.oracle_calls,
-            f"must cover the {len(config.seed_molecules)} seed molecules",
+            f"must cover the {n_seeds} seed molecules",
         )
+    _check_compare(file, config, sorted(ACQUISITIONS))
     _check_seeds(file, config)
+
+
+def _check_pool(file: str, config: CampaignConfig) -> None:
+    """Seeds come from ``seed_molecules`` or, with a ``[pool]``, from the pool; not both."""
+    pool = config.pool
+    if pool is None:
+        if not config.seed_molecules:
+            raise ConfigError(file, "seed_molecules", None,
+                              "required field is missing (or add a [pool] to draw seeds from)")
+        return
+    if config.seed_molecules:
+        raise ConfigError(file, "seed_molecules", config.seed_molecules[0],
+                          "with a [pool] the seeds are drawn from it; remove seed_molecules "
+                          "and set pool.n_seeds")
+    if pool.subset is not None and pool.n_seeds > pool.subset:
+        raise ConfigError(file, "pool.n_seeds", pool.n_seeds,
+                          f"must be at most pool.subset ({pool.subset})")
+
+
+def _check_compare(file: str, config: CampaignConfig, acquisitions: list[str]) -> None:
+    """The ``[compare]`` table: known acquisitions, distinct names, batches within budget."""
+    if config.compare is None:
+        return
+    seen: set[str] = set()
+    for i, strategy in enumerate(config.compare.strategies):
+        where = f"compare.strategies[{i}]"
+        if strategy.name in seen:
+            raise ConfigError(file, f"{where}.name", strategy.name,
+                              "strategy names must be distinct")
+        seen.add(strategy.name)
+        if strategy.acquisition not in acquisitions:
+            raise ConfigError(file, f"{where}.acquisition", strategy.acquisition,
+                              f"unknown acquisition; choose one of: {', '.join(acquisitions)}")
+        batch = strategy.batch_size or config.acquisition.batch_size
+        if batch > config.budget.oracle_calls:
+            raise ConfigError(file, f"{where}.batch_size", batch,
+                              f"must be at most budget.oracle_calls "
+                              f"({config.budget.oracle_calls})")
 
 
 def _check_seeds(file: str, config: CampaignConfig) -> None:

@@ -82,6 +82,15 @@ class Oracle(ABC):
             options = self.Options.model_validate(options or {})
         self.options = options
 
+    @classmethod
+    def returns(cls, options: BaseModel) -> tuple[str, str]:
+        """The property and unit this oracle returns with these options.
+
+        The class attributes by default; an oracle whose options choose the property
+        (e.g. ``qm9``) overrides it.
+        """
+        return cls.property, cls.unit
+
     @abstractmethod
     def evaluate(self, smiles: str) -> float | tuple[float, dict[str, Any]]:
         """Label one molecule.

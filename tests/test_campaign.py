@@ -53,7 +53,8 @@ def test_campaign_runs_and_reports(tmp_path):
     assert run.data.params["acquisition.name"] == "logei"
     assert run.data.metrics["calls_used"] == 10
     history = client.get_metric_history(run.info.run_id, "best_so_far")
-    assert len(history) == 3  # iterations 0, 1, 2
+    assert sorted(m.step for m in history) == list(range(1, 11))  # per oracle call
+    assert len(client.get_metric_history(run.info.run_id, "calls_used")) == 3  # iterations
     arts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "results.csv" in arts
 

@@ -13,7 +13,10 @@ Batches (q > 1) without per-candidate Python loops:
   column. So each of the q steps is one vectorised score over all candidates and one
   covariance column; the incumbent becomes ``max(best, mean_s)``.
 * ``thompson``: q draws from the joint posterior over the candidates, each taking its
-  best not-yet-chosen candidate.
+  best not-yet-chosen candidate. Past :data:`THOMPSON_MAX` candidates the draws are
+  joint over the ones with the largest ``mean + 4 std``: a candidate below that line
+  is the maximum of a draw only with negligible probability, and a joint draw over a
+  million candidates would need a million-square covariance.
 * ``greedy``: the q best posterior means.
 * ``random``: q candidates uniformly at random (the no-model baseline).
 * ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from bodisc.surrogates.gp import ShortlistPosterior
 
 if TYPE_CHECKING:
     from bodisc.surrogates.gp import GPSurrogate
@@ -104,33 +109,113 @@ def select(name: str, ctx: AcquisitionContext) -> Selection:
     return ACQUISITIONS[name].fn(ctx)
 
 
+#: Candidates whose joint posterior covariance a kriging-believer batch starts with; the
+#: short list grows fourfold until the batch is provably the one over the whole set.
+SHORTLIST = 512
+
+#: The short list grows no further than this; a batch not certified on it is the
+#: kriging-believer batch over this many pre-screened candidates (only with very large
+#: pools and batches, where the late picks of a batch score below the first-step scores
+#: of thousands of candidates).
+SHORTLIST_MAX = 4096
+
+#: Past this many candidates a batch starts from cheap upper bounds on the standard
+#: deviations (``predict_bound``) and computes exact variances for the short list only.
+BOUND_MIN = 20000
+
+#: Thompson sampling draws jointly over at most this many candidates (see below).
+THOMPSON_MAX = 4096
+
+
 def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, float],
                                                        np.ndarray]) -> Selection:
-    """Sequential kriging-believer selection with rank-one covariance updates."""
+    """Sequential kriging-believer selection with rank-one covariance updates.
+
+    All candidates are scored once (posterior mean and variance in a few matrix
+    products). The batch is then chosen on a short list, the candidates with the best
+    first-step scores, whose joint covariance is one ``(k, k)`` matrix. Conditioning only
+    lowers a score (the variance shrinks and the incumbent grows; the mean stays), so a
+    candidate outside the list never scores more than its first-step score: a pick whose
+    score is at least the best first-step score outside the list is the pick over all
+    candidates. If a pick cannot be certified so, the list grows fourfold and the batch is
+    chosen again; the result is the same batch as conditioning on every candidate, up to
+    a list of :data:`SHORTLIST_MAX`, past which the batch is that of the pre-screened list.
+
+    Past :data:`BOUND_MIN` candidates even the first scoring is cut down: exact means but
+    upper bounds on the standard deviations (``predict_bound``), which give upper bounds
+    on the first-step scores (LogEI and UCB grow with the standard deviation); exact
+    variances are computed for the short list only. The certificate above holds as is.
+    """
     assert ctx.surrogate is not None
-    mean, std = ctx.surrogate.predict(ctx.X)
-    var = std**2
-    noise = ctx.surrogate.noise_variance()
-    m = mean.shape[0]
+    gp = ctx.surrogate
+    m = ctx.X.shape[0]
+    bounded = m > BOUND_MIN and hasattr(gp, "predict_bound")
+    if bounded:  # exact means, upper bounds on the standard deviations
+        mean, std = gp.predict_bound(ctx.X)
+    else:
+        mean, std = gp.predict(ctx.X)
+    q = min(ctx.q, m)
+    first = score(mean, std, ctx.best)  # first-step scores (upper bounds when bounded)
+    order = np.argsort(-first, kind="stable")
+    noise = gp.noise_variance()
+    k = min(m, max(SHORTLIST, 8 * q))
+    while True:
+        short = np.sort(order[:k])
+        outside = float(first[order[k]]) if k < m else -np.inf
+        post = ShortlistPosterior.of(gp, ctx.X[short])
+        last = k == m or k >= SHORTLIST_MAX
+        index, scores, certified = _believer_on(post, q, ctx.best, noise, score, outside,
+                                                give_up=not last)
+        if certified or last:
+            return Selection(short[index], scores)
+        k = min(m, 4 * k, SHORTLIST_MAX)
+
+
+def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
+                 score: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
+                 outside: float, give_up: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Kriging believer on a short list, one covariance column per pick.
+
+    The conditioned covariance is kept as the original one minus ``U U^T``, with ``U``
+    of shape ``(k, picks)``: a pick costs ``O(k (n + picks))``.
+
+    Args:
+        post: The posterior over the list.
+        q: Batch size.
+        best: Incumbent.
+        noise: Observation noise variance.
+        score: Acquisition of ``(mean, std, best)``.
+        outside: Largest first-step score of a candidate not on the list.
+        give_up: Stop at the first pick that cannot be certified.
+
+    Returns:
+        Indices into the list ``(q,)`` (fewer if it gave up), their scores, and whether
+        every pick is certified to be the pick over all candidates.
+    """
+    mean, var = post.mean, post.var.copy()
+    k = mean.shape[0]
+    U = np.zeros((k, q))
     chosen: list[int] = []
     scores: list[float] = []
-    updates = np.zeros((m, 0))
-    best = ctx.best
-    for _ in range(min(ctx.q, m)):
+    certified = True
+    for step in range(q):
         s = score(mean, np.sqrt(np.clip(var, 1e-30, None)), best)
         s[chosen] = -np.inf
         i = int(np.argmax(s))
+        if s[i] < outside:
+            certified = False
+            if give_up:
+                break
         chosen.append(i)
         scores.append(float(s[i]))
-        if len(chosen) == ctx.q:
+        if step == q - 1:
             break
-        col = ctx.surrogate.covariance_columns(ctx.X, np.array([i]))[:, 0]
-        col = col - updates @ updates[i]
+        col = post.column(i) - U[:, :step] @ U[i, :step]
         u = col / np.sqrt(max(col[i] + noise, 1e-30))
-        updates = np.column_stack([updates, u])
-        var = var - u**2
+        U[:, step] = u
+        var -= u**2
         best = max(best, float(mean[i]))
-    return Selection(np.array(chosen, dtype=int), np.array(scores))
+    return np.array(chosen, dtype=int), np.array(scores), certified
 
 
 @register("logei")
@@ -152,7 +237,12 @@ def upper_confidence_bound(ctx: AcquisitionContext) -> Selection:
 def thompson_sampling(ctx: AcquisitionContext) -> Selection:
     """One joint posterior draw per batch slot; each takes its best unchosen candidate."""
     assert ctx.surrogate is not None
-    draws = ctx.surrogate.joint_samples(ctx.X, ctx.q, ctx.rng)  # (q, m)
+    m = ctx.X.shape[0]
+    pool = np.arange(m)
+    if m > THOMPSON_MAX:
+        mean, std = ctx.surrogate.predict(ctx.X)
+        pool = np.sort(np.argsort(-(mean + 4.0 * std), kind="stable")[:THOMPSON_MAX])
+    draws = ctx.surrogate.joint_samples(ctx.X[pool], ctx.q, ctx.rng)  # (q, len(pool))
     chosen: list[int] = []
     scores: list[float] = []
     for draw in draws:
@@ -161,7 +251,7 @@ def thompson_sampling(ctx: AcquisitionContext) -> Selection:
         i = int(np.argmax(draw))
         chosen.append(i)
         scores.append(float(draw[i]))
-    return Selection(np.array(chosen, dtype=int), np.array(scores))
+    return Selection(pool[np.array(chosen, dtype=int)], np.array(scores))
 
 
 @register("greedy")

@@ -4,6 +4,8 @@
 * ``xgp``: the extrapolation-aware GP (:mod:`bodisc.surrogates.extrapolating`): the GP
   gated with a calibrated linear QMex/ILR base where the GP is unsure or the prediction
   lies beyond the labels seen.
+* ``sparse``: subset-of-data hyperparameters and an inducing-point posterior on all
+  labels, for campaigns past about 5,000 labels (:mod:`bodisc.surrogates.sparse`).
 * ``ilr`` / ``ilr_ridge``: ILR as published (PLS, 8 components) or its ridge variant
   (:mod:`bodisc.surrogates.ilr`); ILR gives point predictions, so its predictive standard
   deviation is the out-of-fold RMSE of the training set, the same for every candidate,
@@ -22,12 +24,12 @@ from typing import Any
 import numpy as np
 
 #: The one list of surrogate kinds (config validation reads it).
-SURROGATE_KINDS: tuple[str, ...] = ("gp", "xgp", "ilr", "ilr_ridge")
+SURROGATE_KINDS: tuple[str, ...] = ("gp", "xgp", "ilr", "ilr_ridge", "sparse")
 
 
 def uses_categories(kind: str) -> bool:
     """Whether a kind needs the ILR structure categories of each molecule."""
-    return kind != "gp"
+    return kind not in ("gp", "sparse")
 
 
 def with_categories(X: np.ndarray, smiles: list[str]) -> np.ndarray:
@@ -37,12 +39,25 @@ def with_categories(X: np.ndarray, smiles: list[str]) -> np.ndarray:
     return np.hstack([X, category_matrix(smiles).astype(float)])
 
 
-def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto") -> Any:
-    """A new, unfitted surrogate of the given kind."""
+def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto",
+                    precision: str = "auto", **options: Any) -> Any:
+    """A new, unfitted surrogate of the given kind.
+
+    Args:
+        kind: One of :data:`SURROGATE_KINDS`.
+        kernel: Kernel name.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``float64`` or ``float32`` (GP kinds).
+        **options: For ``sparse``: ``subset``, ``inducing``, ``seed``.
+    """
     from bodisc.surrogates.gp import GPSurrogate
 
     if kind == "gp":
-        return GPSurrogate(kernel, device)
+        return GPSurrogate(kernel, device, precision)
+    if kind == "sparse":
+        from bodisc.surrogates.sparse import SparseGP
+
+        return SparseGP(kernel, device, precision, **options)
     if kind == "xgp":
         return _Categorised(_xgp(kernel, device))
     if kind in ("ilr", "ilr_ridge"):

@@ -123,12 +123,30 @@ class Tracker:
             self._client = None
             return False
 
-    def log_artifact(self, path: Path) -> bool:
-        """Upload one file as an artifact of the run."""
+    def log_metrics_at(self, records: list[tuple[int, Mapping[str, float]]]) -> bool:
+        """Log metrics at several steps in few requests: ``[(step, {key: value}), ...]``."""
         if not self.ok:
             return False
         try:
-            self._client.log_artifact(self.run_id, str(path))
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            batch = [Metric(k, float(v), now, int(step)) for step, metrics in records
+                     for k, v in sorted(metrics.items()) if v is not None and v == v]
+            for i in range(0, len(batch), 500):
+                self._client.log_batch(self.run_id, metrics=batch[i : i + 500])
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self._fail("log_metrics", exc)
+            self._client = None
+            return False
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> bool:
+        """Upload one file as an artifact of the run (under ``artifact_path``, if given)."""
+        if not self.ok:
+            return False
+        try:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
             return True
         except Exception as exc:  # noqa: BLE001
             self._fail("log_artifact", exc)

@@ -70,3 +70,72 @@ def test_rank_takes_the_best_descriptor_values_and_skips_missing():
 def test_registry_refuses_duplicates():
     with pytest.raises(ValueError, match="already registered"):
         register("logei")(lambda ctx: None)
+
+
+@pytest.mark.parametrize("name", ["logei", "ucb"])
+@pytest.mark.parametrize("shortlist", [2, 16, 4096])
+def test_short_list_batch_equals_conditioning_on_every_candidate(problem, monkeypatch, name,
+                                                                 shortlist):
+    """The short-list believer (growing from 2, 16, or all) picks what the full one does."""
+    import bodisc.acquisition as acq
+
+    gp, _, y, Xc = problem
+    ctx = AcquisitionContext(Xc, 15, float(y.max()), None, gp, beta=4.0)
+    monkeypatch.setattr(acq, "SHORTLIST", shortlist)
+    fast = select(name, ctx)
+    mean, std = gp.predict(Xc)
+    score = (expected_improvement_log if name == "logei"
+             else (lambda mu, sd, best: mu + 2.0 * sd))
+    index, scores = _believer_over_everything(gp, Xc, 15, float(y.max()), score)
+    np.testing.assert_array_equal(fast.index, index)
+    np.testing.assert_allclose(fast.score, scores, rtol=1e-9, atol=1e-12)
+
+
+def _believer_over_everything(gp, Xc, q, best, score):
+    """Reference: kriging believer with the full covariance of every candidate."""
+    mean, std = gp.predict(Xc)
+    cov = gp.covariance_columns(Xc, np.arange(len(Xc)))
+    var, noise = std**2, gp.noise_variance()
+    chosen, scores = [], []
+    for _ in range(q):
+        s = score(mean, np.sqrt(np.clip(var, 1e-30, None)), best)
+        s[chosen] = -np.inf
+        i = int(np.argmax(s))
+        chosen.append(i)
+        scores.append(s[i])
+        u = cov[:, i] / np.sqrt(cov[i, i] + noise)
+        cov = cov - np.outer(u, u)
+        var = var - u**2
+        best = max(best, mean[i])
+    return np.array(chosen), np.array(scores)
+
+
+def test_thompson_on_a_large_set_draws_over_the_plausible_candidates(problem, monkeypatch):
+    import bodisc.acquisition as acq
+
+    gp, _, y, Xc = problem
+    monkeypatch.setattr(acq, "THOMPSON_MAX", 50)
+    sel = select("thompson", AcquisitionContext(Xc, 6, float(y.max()),
+                                                np.random.default_rng(1), gp))
+    mean, std = gp.predict(Xc)
+    plausible = set(np.argsort(-(mean + 4.0 * std), kind="stable")[:50].tolist())
+    assert len(set(sel.index.tolist())) == 6
+    assert set(sel.index.tolist()) <= plausible
+
+
+@pytest.mark.parametrize("name", ["logei", "ucb"])
+def test_bounded_first_scores_give_the_same_batch(problem, monkeypatch, name):
+    """Upper bounds on the std for the first scoring change nothing in the batch."""
+    import bodisc.acquisition as acq
+
+    gp, _, y, Xc = problem
+    ctx = AcquisitionContext(Xc, 10, float(y.max()), None, gp, beta=4.0)
+    exact = select(name, ctx)
+    monkeypatch.setattr(acq, "BOUND_MIN", 10)
+    monkeypatch.setattr(acq, "SHORTLIST", 8)
+    bounded = select(name, ctx)
+    np.testing.assert_array_equal(bounded.index, exact.index)
+    mean, std = gp.predict(Xc)
+    mean_b, std_ub = gp.predict_bound(Xc, rows=5)
+    np.testing.assert_allclose(mean_b, mean, rtol=1e-10, atol=1e-10)
+    assert np.all(std_ub >= std - 1e-9)

@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from bodisc.surrogates import SURROGATE_KINDS, build_surrogate, with_categories
+from bodisc.surrogates import SURROGATE_KINDS, build_surrogate, uses_categories, with_categories
 
 SMILES = ["CCO", "CCN", "CC#N", "CC(C)=O", "CN", "CCCO", "OCCO", "NCCN", "CC(N)=O", "C=CC=O",
           "CCOC", "CCC#N", "COC=O", "NC=O", "CC(=O)O", "c1ccncc1", "Oc1ccccc1", "CCCCN"]
 
 
-@pytest.mark.parametrize("kind", [k for k in SURROGATE_KINDS if k != "gp"])
+@pytest.mark.parametrize("kind", [k for k in SURROGATE_KINDS if uses_categories(k)])
 def test_categorised_surrogates_give_means_stds_and_covariances(kind):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(len(SMILES), 4))
@@ -30,7 +30,8 @@ def test_categorised_surrogates_give_means_stds_and_covariances(kind):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "acquisition"), [("xgp", "logei"), ("ilr_ridge", "thompson")])
+@pytest.mark.parametrize(("kind", "acquisition"),
+                         [("xgp", "logei"), ("ilr_ridge", "thompson"), ("sparse", "ucb")])
 def test_campaign_runs_with_each_surrogate(tiny_campaign, tmp_path, kind, acquisition):
     proc = subprocess.run(
         [sys.executable, "-m", "bodisc.cli", "campaign", str(tiny_campaign), "--quiet",
@@ -44,3 +45,25 @@ def test_campaign_runs_with_each_surrogate(tiny_campaign, tmp_path, kind, acquis
         total = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert total == 13
     assert preds >= 6  # iterations 2 and 3 chose with the model (iteration 1 has 4 labels)
+
+
+@pytest.mark.slow
+def test_each_fit_is_stored_and_warm_starts_the_next(tiny_campaign, tmp_path):
+    """Hyperparameters of every fit land in the store; restarts run as one batch."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "bodisc.cli", "campaign", str(tiny_campaign), "--quiet",
+         "--set", "surrogate.restarts=3", "--set", "budget.oracle_calls=16"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    store = next(tmp_path.rglob("*.sqlite"))
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT key, value FROM meta WHERE key LIKE 'surrogate/%' "
+                          "ORDER BY key").fetchall()
+    assert len(rows) >= 2
+    states = [json.loads(v) for _, v in rows]
+    assert all(s["kind"] == "gp" for s in states)
+    names = set(states[0]["state"])
+    assert "covar_module.raw_lengthscale" in names
+    assert states[0]["state"] != states[1]["state"]

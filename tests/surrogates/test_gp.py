@@ -71,3 +71,40 @@ def test_scaler_handles_constant_and_missing_columns():
     assert np.isfinite(Z).all()
     assert Z[0, 2] == 0.0  # missing -> training mean
     np.testing.assert_allclose(Z[:, 1], 0.0)
+
+
+def test_warm_start_reaches_the_cold_fit_with_fewer_steps():
+    import json
+
+    rng = np.random.default_rng(11)
+    X = rng.uniform(-2, 2, size=(80, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.05 * rng.standard_normal(80)
+    first = GPSurrogate("matern52", "cpu").fit(X[:70], y[:70])
+    state = json.loads(json.dumps(first.hyper_state()))  # as stored by a campaign
+    cold = GPSurrogate("matern52", "cpu").fit(X, y)
+    warm = GPSurrogate("matern52", "cpu").fit(X, y, init=state)
+    assert warm.fit_evaluations < cold.fit_evaluations
+    Xc = rng.uniform(-2, 2, size=(50, 3))
+    np.testing.assert_allclose(warm.predict(Xc)[0], cold.predict(Xc)[0], atol=0.02 * np.std(y))
+    # taking a stored state as it is reproduces the fit exactly
+    again = GPSurrogate("matern52", "cpu").fit(X, y, init=warm.hyper_state(), optimise=False)
+    assert again.fit_evaluations == 0
+    np.testing.assert_array_equal(again.predict(Xc)[0], warm.predict(Xc)[0])
+
+
+def test_a_state_of_another_shape_means_a_cold_start():
+    from bodisc.surrogates.gp import load_hyper_state
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((20, 2)), rng.standard_normal(20)
+    gp = GPSurrogate("matern52", "cpu").fit(X, y)
+    other = GPSurrogate("matern52", "cpu").fit(rng.standard_normal((20, 3)), y)
+    assert not load_hyper_state(gp.model, other.hyper_state())
+    assert load_hyper_state(gp.model, gp.hyper_state())
+
+
+def test_float32_on_the_cpu_is_refused():
+    from bodisc.errors import BodiscError
+
+    with pytest.raises(BodiscError, match="float32"):
+        GPSurrogate("matern52", "cpu", "float32")

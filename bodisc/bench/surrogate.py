@@ -1,0 +1,387 @@
+"""Surrogate speed and memory: ``bodisc bench surrogate``.
+
+Every figure is a ratio against a baseline measured in the same call, because the
+machine may be shared:
+
+* ``scoring``: LogEI of every candidate through the cached-factorisation path
+  (:meth:`GPSurrogate.predict` + :func:`expected_improvement_log`) against botorch's
+  straightforward path, ``LogExpectedImprovement(model, best_f)(Z.unsqueeze(-2))`` over
+  chunks of 1,024 candidates, on the same fitted model; also the largest relative
+  difference of the two sets of values.
+* ``memory``: peak resident memory while scoring a million candidates, above the
+  process's resident memory just before (after the fit and with the candidate array
+  built), measured in a fresh process from ``/proc/self/status`` (``VmHWM``, reset through
+  ``/proc/self/clear_refs``).
+* ``warm``: a refit after adding labels, started from the last fit's hyperparameters,
+  against a cold fit of the same data.
+* ``batched``: k GPs fitted as one batched model against k fits in a loop, with the
+  largest relative difference of their hyperparameters.
+* ``sparse``: the sparse GP's fit time at many labels, and its RMSE on held-out QM9
+  molecules against the exact GP on the largest subset given.
+
+Data: the QM9 molecules whose descriptors are in the local cache (fast tier, computed by
+``bodisc bench extrapolation-qm9`` or :func:`bodisc.data.qm9.qm9_descriptors`) with their
+B3LYP dipoles; where a size asks for more rows than the cache holds (the 50,000-label fit,
+``d`` other than the tier's 20), rows are drawn from a Gaussian fitted to the real ones, or
+columns appended, from a seeded generator, and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+#: Parts of the benchmark, in the order they run.
+PARTS: tuple[str, ...] = ("scoring", "memory", "warm", "batched", "sparse")
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where unavailable)."""
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:
+        return float("nan")
+
+
+def qm9_table(target: str = "dipole_D", min_rows: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Cached QM9 fast-tier descriptors and a B3LYP label.
+
+    Args:
+        target: Column of :func:`bodisc.data.qm9.load_qm9` used as the label.
+        min_rows: Rows wanted at least; rows drawn from a Gaussian fitted to the cached
+            ones (labels from a ridge fit plus resampled residuals) make up the rest.
+
+    Returns:
+        ``(X, y, note)``: descriptors ``(N, 20)``, labels ``(N,)`` and how they were made.
+    """
+    from bodisc.data.qm9 import _Cache, default_cache_dir, load_qm9
+    from bodisc.descriptors import TIERS
+    from bodisc.descriptors.qmex import RECIPE_VERSION
+
+    names = TIERS["fast"]
+    found = _Cache(default_cache_dir() / f"qm9-fast-v{RECIPE_VERSION}", names).read()
+    index = sorted(i for i, (row, failure, _) in found.items()
+                   if not failure and np.all(np.isfinite(row)))
+    note = f"{len(index)} QM9 molecules from the descriptor cache"
+    if len(index) < 200:
+        return _synthetic(max(min_rows, 2000), len(names)) + (
+            "synthetic (fewer than 200 QM9 molecules in the descriptor cache)",)
+    X = np.array([found[i][0] for i in index], dtype=float)
+    y = load_qm9([target]).loc[index, target].to_numpy(dtype=float)
+    if min_rows > len(index):
+        rng = np.random.default_rng(12345)
+        extra = min_rows - len(index)
+        # new rows from a Gaussian fitted to the real ones; labels from a ridge fit of the
+        # real labels plus a resampled real residual: no near-duplicates of real rows
+        mu, cov = X.mean(axis=0), np.cov(X, rowvar=False)
+        Xn = rng.multivariate_normal(mu, cov, size=extra, method="eigh")
+        A = np.hstack([X, np.ones((len(X), 1))])
+        w = np.linalg.solve(A.T @ A + 1e-6 * np.eye(A.shape[1]), A.T @ y)
+        resid = y - A @ w
+        yn = np.hstack([Xn, np.ones((extra, 1))]) @ w + rng.choice(resid, size=extra)
+        X, y = np.vstack([X, Xn]), np.concatenate([y, yn])
+        note += (f" and {extra} rows drawn from a Gaussian fitted to them (labels: ridge "
+                 f"fit plus resampled residuals; timing only)")
+    return X, y, note
+
+
+def _synthetic(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth test function of ``d`` inputs: ``X (n, d)``, ``y (n,)``."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    w = rng.standard_normal(d) / np.sqrt(d)
+    y = np.sin(2.0 * X @ w) + 0.5 * X[:, 0] * X[:, 1 % d] + 0.05 * rng.standard_normal(n)
+    return X, y
+
+
+def _widen(X: np.ndarray, d: int, seed: int = 1) -> np.ndarray:
+    """``X`` with columns appended (linear mixtures plus noise) or dropped to reach ``d``."""
+    if X.shape[1] >= d:
+        return X[:, :d]
+    rng = np.random.default_rng(seed)
+    Z = (X - X.mean(0)) / (X.std(0) + 1e-12)
+    extra = Z @ rng.standard_normal((X.shape[1], d - X.shape[1])) / np.sqrt(X.shape[1])
+    return np.hstack([X, extra + 0.1 * rng.standard_normal(extra.shape)])
+
+
+def bench_scoring(n: int = 1000, d: int = 22, m: int = 20000, device: str = "auto",
+                  baseline_max: int | None = None) -> dict[str, Any]:
+    """The cached-factorisation LogEI path against botorch's, on one fitted model.
+
+    Args:
+        n: Labels.
+        d: Descriptors.
+        m: Candidates.
+        device: Surrogate device.
+        baseline_max: Score at most this many candidates with the baseline (its rate is
+            per candidate; ``None``: all).
+
+    Returns:
+        ``candidates_per_s``, ``baseline_candidates_per_s``, ``scoring_speedup``,
+        ``scoring_max_rel_diff`` and sizes.
+    """
+    import torch
+    from botorch.acquisition import LogExpectedImprovement
+
+    import bodisc.surrogates.gp as gpmod
+    from bodisc.surrogates.gp import GPSurrogate, expected_improvement_log
+
+    X, y, note = qm9_table(min_rows=n + m)
+    X = _widen(X, d)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(y))
+    Xt, yt, Xc = X[order[:n]], y[order[:n]], X[order[n : n + m]]
+    before = gpmod.MAX_FIT_ITERATIONS
+    gpmod.MAX_FIT_ITERATIONS = 60  # the fit is not what is timed here
+    try:
+        gp = GPSurrogate(device=device).fit(Xt, yt)
+    finally:
+        gpmod.MAX_FIT_ITERATIONS = before
+    best = float(yt.max())
+    expected_improvement_log(*gp.predict(Xc[:256]), best)  # warm-up
+    t0 = time.perf_counter()
+    mean, std = gp.predict(Xc)
+    ours = expected_improvement_log(mean, std, best)
+    t_ours = time.perf_counter() - t0
+    nb = m if baseline_max is None else min(m, baseline_max)
+    Z = gp._features(Xc[:nb])
+    acq = LogExpectedImprovement(gp.model, best_f=best)
+    with torch.no_grad():
+        acq(Z[:8].unsqueeze(-2))  # warm-up
+        t0 = time.perf_counter()
+        base = torch.cat([acq(Z[s : s + 1024].unsqueeze(-2)) for s in range(0, nb, 1024)])
+        t_base = time.perf_counter() - t0
+    base_np = base.cpu().numpy()
+    rel = np.abs(ours[:nb] - base_np) / np.maximum(np.abs(base_np), 1e-300)
+    return {
+        "candidates_per_s": m / t_ours,
+        "baseline_candidates_per_s": nb / t_base,
+        "scoring_speedup": (t_base / nb) / (t_ours / m),
+        "scoring_max_rel_diff": float(rel.max()),
+        "scoring_s": t_ours,
+        "scoring_sizes": {"n": n, "d": d, "m": m, "baseline_m": nb},
+        "scoring_data": note,
+    }
+
+
+_MEMORY_SCRIPT = r"""
+import json, sys, numpy as np
+from bodisc.bench.surrogate import _memory_child
+print(json.dumps(_memory_child(*json.loads(sys.argv[1]))))
+"""
+
+
+def _status_kb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    return float("nan")
+
+
+def _memory_child(n: int, d: int, m: int, device: str) -> dict[str, float]:
+    """Runs in a fresh process: peak RSS above the pre-scoring RSS while scoring ``m``."""
+    import bodisc.surrogates.gp as gpmod
+    from bodisc.surrogates.gp import GPSurrogate, expected_improvement_log
+
+    X, y = _synthetic(n, d)
+    gpmod.MAX_FIT_ITERATIONS = 20
+    gp = GPSurrogate(device=device).fit(X, y)
+    Xc = np.random.default_rng(3).standard_normal((m, d))
+    expected_improvement_log(*gp.predict(Xc[:2048]), float(y.max()))
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")  # reset the peak (VmHWM) to the current resident size
+    base = _status_kb("VmRSS")
+    t0 = time.perf_counter()
+    mean, std = gp.predict(Xc)
+    expected_improvement_log(mean, std, float(y.max()))
+    seconds = time.perf_counter() - t0
+    peak = _status_kb("VmHWM")
+    return {"peak_mem_gb_1m": (peak - base) / 2**20, "baseline_rss_gb": base / 2**20,
+            "memory_scoring_s": seconds}
+
+
+def bench_memory(n: int = 1000, d: int = 22, m: int = 1_000_000,
+                 device: str = "auto") -> dict[str, Any]:
+    """Peak memory of scoring ``m`` candidates, in a fresh process (Linux ``/proc``)."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        return {"peak_mem_gb_1m": None, "memory_note": "needs Linux /proc"}
+    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, json.dumps([n, d, m, device])],
+                         capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["memory_sizes"] = {"n": n, "d": d, "m": m}
+    return result
+
+
+def bench_warm(n: int = 1000, add: int = 10, device: str = "auto") -> dict[str, Any]:
+    """A warm refit after adding ``add`` labels to ``n``, against a cold fit of the same data."""
+    from bodisc.surrogates.gp import GPSurrogate
+
+    X, y, note = qm9_table()
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(y))[: n + add]
+    X, y = X[order], y[order]
+    first = GPSurrogate(device=device).fit(X[:n], y[:n])
+    state = first.hyper_state()
+    t0 = time.perf_counter()
+    cold = GPSurrogate(device=device).fit(X, y)
+    t_cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warm = GPSurrogate(device=device).fit(X, y, init=state)
+    t_warm = time.perf_counter() - t0
+    probe = X[: min(500, len(X))]
+    mc, _ = cold.predict(probe)
+    mw, _ = warm.predict(probe)
+    return {
+        "warm_refit_ratio": t_warm / t_cold,
+        "cold_fit_s": t_cold, "warm_fit_s": t_warm,
+        "cold_fit_evaluations": cold.fit_evaluations,
+        "warm_fit_evaluations": warm.fit_evaluations,
+        "warm_cold_mean_max_diff_over_std": float(np.max(np.abs(mc - mw)) / np.std(y)),
+        "warm_sizes": {"n": n, "add": add, "d": X.shape[1]}, "warm_data": note,
+    }
+
+
+def bench_batched(k: int = 8, n: int = 200, device: str = "auto") -> dict[str, Any]:
+    """Batched fit of k GPs (k disjoint QM9 samples) against k fits in a loop."""
+    import gpytorch
+    import torch
+    from botorch.optim.fit import fit_gpytorch_mll_scipy
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from bodisc.surrogates.batched import BatchedGP
+    from bodisc.surrogates.gp import (
+        EXACT_MAX,
+        MAX_FIT_ITERATIONS,
+        SMALL_N,
+        Scaler,
+        make_model,
+        resolve_device,
+        torch_threads,
+    )
+
+    X, y, note = qm9_table(min_rows=k * n)
+    rng = np.random.default_rng(2)
+    order = rng.permutation(len(y))[: k * n].reshape(k, n)
+    Xk, yk = X[order], y[order]
+    options = {"maxiter": MAX_FIT_ITERATIONS}
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    loop_ls, loop_noise = [], []
+    with gpytorch.settings.max_cholesky_size(EXACT_MAX), \
+            torch_threads(1 if n < SMALL_N else None):  # as GPSurrogate and BatchedGP fit
+        for i in range(k):
+            tx = torch.as_tensor(Scaler.fit(Xk[i]).transform(Xk[i]), device=dev)
+            ty = torch.as_tensor(yk[i], device=dev).reshape(-1, 1)
+            model = make_model(tx, ty).to(dev)
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            mll.train()
+            fit_gpytorch_mll_scipy(mll, options=options)
+            loop_ls.append(model.covar_module.lengthscale.detach().cpu().numpy().ravel())
+            loop_noise.append(float(model.likelihood.noise.detach().cpu().reshape(())))
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    batched = BatchedGP(device=device).fit(Xk, yk, options=options)
+    t_batch = time.perf_counter() - t0
+    hyper_loop = np.hstack([np.array(loop_ls), np.array(loop_noise)[:, None]])
+    hyper_batch = np.hstack([batched.lengthscales(), batched.noise()[:, None]])
+    rel = np.abs(hyper_batch - hyper_loop) / np.abs(hyper_loop)
+    return {
+        "batched_fit_speedup": t_loop / t_batch,
+        "loop_fit_s": t_loop, "batched_fit_s": t_batch,
+        "batched_max_rel_diff": float(rel.max()),
+        "batched_sizes": {"k": k, "n": n, "d": X.shape[1]}, "batched_data": note,
+    }
+
+
+def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
+                 n_test: int = 3000, device: str = "auto") -> dict[str, Any]:
+    """The sparse GP: fit time at ``n_big`` labels; held-out QM9 RMSE against the exact GP.
+
+    Args:
+        n_big: Labels of the timed fit.
+        n_exact: Labels of the exact GP in the accuracy comparison (the largest it fits in
+            reasonable time here).
+        n_train: Labels of the sparse GP in the accuracy comparison.
+        n_test: Held-out molecules.
+        device: Surrogate device.
+    """
+    from bodisc.surrogates.gp import GPSurrogate
+    from bodisc.surrogates.sparse import SparseGP
+
+    X, y, note = qm9_table()
+    rng = np.random.default_rng(4)
+    order = rng.permutation(len(y))
+    n_test = min(n_test, len(y) // 4)
+    test, pool = order[:n_test], order[n_test:]
+    n_train = min(n_train, len(pool))
+    t0 = time.perf_counter()
+    sparse = SparseGP(device=device).fit(X[pool[:n_train]], y[pool[:n_train]])
+    t_sparse_acc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    exact = GPSurrogate(device=device).fit(X[pool[:n_exact]], y[pool[:n_exact]])
+    t_exact = time.perf_counter() - t0
+    rmse = lambda m: float(np.sqrt(np.mean((m.predict(X[test])[0] - y[test]) ** 2)))  # noqa: E731
+    r_sparse, r_exact = rmse(sparse), rmse(exact)
+    Xb, yb, note_big = qm9_table(min_rows=n_big)
+    t0 = time.perf_counter()
+    SparseGP(device=device).fit(Xb[:n_big], yb[:n_big])
+    t_big = time.perf_counter() - t0
+    return {
+        "sparse_fit_s": t_big, "sparse_fit_labels": n_big,
+        "sparse_rmse": r_sparse, "exact_rmse": r_exact,
+        "sparse_rmse_ratio": r_sparse / r_exact,
+        "sparse_train_fit_s": t_sparse_acc, "exact_fit_s": t_exact,
+        "sparse_sizes": {"n_train": n_train, "n_exact": n_exact, "n_test": int(n_test)},
+        "sparse_data": note, "sparse_big_data": note_big,
+    }
+
+
+def bench_surrogate(parts: tuple[str, ...] = PARTS, *, n: int = 1000, d: int = 22,
+                    candidates: int = 20000, mem_candidates: int = 1_000_000,
+                    warm_n: int = 1000, batch_k: int = 8, batch_n: int = 200,
+                    sparse_n: int = 50000, exact_n: int = 2000, device: str = "auto",
+                    baseline_max: int | None = None,
+                    progress: Callable[[str, dict[str, Any]], None] | None = None
+                    ) -> dict[str, Any]:
+    """Run the chosen parts; one flat dict of figures (see the module docstring).
+
+    Returns:
+        Keys ``scoring_speedup``, ``candidates_per_s``, ``peak_mem_gb_1m``,
+        ``warm_refit_ratio``, ``batched_fit_speedup``, ``device`` and the details of each
+        part; a part not run leaves its keys at ``None``.
+    """
+    import torch
+
+    from bodisc.surrogates.gp import resolve_device
+
+    dev = resolve_device(device)
+    result: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
+        f"cpu ({torch.get_num_threads()} threads)",
+        "scoring_speedup": None, "candidates_per_s": None, "peak_mem_gb_1m": None,
+        "warm_refit_ratio": None, "batched_fit_speedup": None,
+        "load_average_start": load_average(),
+    }
+    runs: dict[str, Callable[[], dict[str, Any]]] = {
+        "scoring": lambda: bench_scoring(n, d, candidates, device, baseline_max),
+        "memory": lambda: bench_memory(n, d, mem_candidates, device),
+        "warm": lambda: bench_warm(warm_n, 10, device),
+        "batched": lambda: bench_batched(batch_k, batch_n, device),
+        "sparse": lambda: bench_sparse(sparse_n, exact_n, device=device),
+    }
+    for part in parts:
+        out = runs[part]()
+        out[f"{part}_load_average"] = load_average()
+        result.update(out)
+        if progress:
+            progress(part, out)
+    result["load_average_end"] = load_average()
+    return result

@@ -186,7 +186,7 @@ class StrategyConfig(_Frozen):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=40)
     acquisition: str = Field(min_length=1)
-    surrogate: Literal["gp", "xgp", "ilr", "ilr_ridge"] | None = None
+    surrogate: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] | None = None
     batch_size: int | None = Field(default=None, ge=1)
     beta: float | None = Field(default=None, gt=0.0, description="UCB exploration weight")
 

@@ -1,4 +1,4 @@
-"""Executors for oracle and descriptor work (local process pool; Dask later)."""
+"""Executors for oracle and descriptor work: a local process pool and Dask distributed."""
 
 from bodisc.execution.local import LocalExecutor, TaskOutcome
 

@@ -45,6 +45,10 @@ def reference(xyz: list[list[float]]) -> tuple[float, float, float, float]:
     return float(dipole), float(homo), float(lumo), float(energy)
 
 
+#: B3LYP/def2-SVP dipoles near the gas-phase experiment (1.85, 1.47, 1.85 D), in D.
+EXPECTED = {"O": (1.7, 2.2), "N": (1.4, 1.9), "CF": (1.6, 2.2)}
+
+
 @pytest.mark.parametrize("smiles", ["O", "N", "CF"])
 def test_dipole_matches_pyscf_run_here(oracle, smiles):
     result = run_one(oracle, smiles)
@@ -56,7 +60,8 @@ def test_dipole_matches_pyscf_run_here(oracle, smiles):
     assert result.extras["gap_eV"] == pytest.approx(lumo - homo, abs=1e-4)
     assert result.extras["energy_Eh"] == pytest.approx(energy, abs=1e-7)
     assert result.extras["device"] == "cpu"
-    assert 1.0 < result.value < 3.5  # water 1.9, ammonia 1.6, fluoromethane 1.9 D
+    low, high = EXPECTED[smiles]
+    assert low < result.value < high
 
 
 def test_geometry_is_the_xtb_oracles():

@@ -39,12 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bodisc.errors import MoleculeFailure
 from bodisc.oracle import Oracle
-from oracles.xtb import (
-    _TIE_HARTREE,
-    XtbDipoleOptions,
-    _check_connectivity,
-    _optimise,
-)
+from oracles.xtb import XtbDipoleOptions, optimised_geometry
 
 __all__ = ["PyscfDipoleOptions", "PyscfDipoleOracle", "PyscfGapOracle", "xtb_geometry",
            "gpu_available"]
@@ -142,32 +137,9 @@ def xtb_geometry(smiles: str, opts: XtbDipoleOptions) -> tuple[np.ndarray, np.nd
     Raises:
         MoleculeFailure: As :class:`oracles.xtb.XtbDipoleOracle`.
     """
-    from rdkit import Chem
-
-    from bodisc.chem.conformers import atomic_numbers, embed_conformers, positions
-    from bodisc.descriptors.xtb import singlepoint
-
-    mol, _ = embed_conformers(smiles, opts.n_conformers, opts.conformer_seed)
-    numbers = atomic_numbers(mol)
-    charge = sum(a.GetFormalCharge() for a in mol.GetAtoms())
-    uhf = (int(numbers.sum()) - charge) % 2
-    energies: dict[int, float] = {}
-    last_error = MoleculeFailure("SCF not converged: no conformer")
-    for conf_id in range(mol.GetNumConformers()):
-        try:
-            res = singlepoint(numbers, positions(mol, conf_id), charge, uhf, method=opts.method)
-        except MoleculeFailure as exc:
-            last_error = exc
-            continue
-        energies[conf_id] = float(res["energy"])
-    if not energies:
-        raise last_error
-    lowest = min(energies.values())
-    best = min(i for i, e in energies.items() if e <= lowest + _TIE_HARTREE)
-    final, energy_ev, _, steps, _ = _optimise(numbers, positions(mol, best), charge, uhf, opts)
-    _check_connectivity(numbers, Chem.GetAdjacencyMatrix(mol).astype(bool), final)
-    return numbers, final, charge, {"xtb_energy_eV": energy_ev, "xtb_steps": steps,
-                                    "conformer": best}
+    geo = optimised_geometry(smiles, opts)
+    return geo.numbers, geo.positions, geo.charge, {
+        "xtb_energy_eV": geo.energy_ev, "xtb_steps": geo.steps, "conformer": geo.conformer}
 
 
 class PyscfDipoleOracle(Oracle):

@@ -24,6 +24,7 @@ failed: ...``, ``SCF not converged: ...``, ``optimisation did not converge in N 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -90,46 +91,83 @@ class XtbDipoleOracle(Oracle):
         Raises:
             MoleculeFailure: With one of the reasons listed in the module docstring.
         """
-        from rdkit import Chem
-
-        from bodisc.chem.conformers import atomic_numbers, embed_conformers, positions
-        from bodisc.descriptors.xtb import singlepoint
-
         opts: XtbDipoleOptions = self.options  # type: ignore[assignment]
-        mol, _ = embed_conformers(smiles, opts.n_conformers, opts.conformer_seed)
-        numbers = atomic_numbers(mol)
-        charge = sum(a.GetFormalCharge() for a in mol.GetAtoms())
-        uhf = (int(numbers.sum()) - charge) % 2
-
-        energies: dict[int, float] = {}
-        last_error = MoleculeFailure("SCF not converged: no conformer")
-        for conf_id in range(mol.GetNumConformers()):
-            try:
-                res = singlepoint(numbers, positions(mol, conf_id), charge, uhf, method=opts.method)
-            except MoleculeFailure as exc:
-                last_error = exc
-                continue
-            energies[conf_id] = float(res["energy"])
-        if not energies:
-            raise last_error
-        # lowest xTB energy; near-ties (equivalent conformers) go to the lower MMFF94 rank,
-        # so round-off (e.g. from the OpenMP thread count) cannot flip the choice
-        lowest = min(energies.values())
-        best = min(i for i, e in energies.items() if e <= lowest + _TIE_HARTREE)
-
-        start = positions(mol, best)
-        final, energy_ev, dipole_e_bohr, steps, fmax = _optimise(numbers, start, charge, uhf, opts)
-        graph = Chem.GetAdjacencyMatrix(mol).astype(bool)
-        _check_connectivity(numbers, graph, final)
-        dipole = float(np.linalg.norm(dipole_e_bohr)) * DEBYE_PER_E_BOHR
+        geo = optimised_geometry(smiles, opts)
+        dipole = float(np.linalg.norm(geo.dipole_e_bohr)) * DEBYE_PER_E_BOHR
         extras = {
-            "energy_eV": energy_ev,
-            "steps": steps,
-            "fmax_eV_A": fmax,
-            "conformer": best,
-            "n_conformers": mol.GetNumConformers(),
+            "energy_eV": geo.energy_ev,
+            "steps": geo.steps,
+            "fmax_eV_A": geo.fmax,
+            "conformer": geo.conformer,
+            "n_conformers": geo.n_conformers,
         }
         return dipole, extras
+
+
+@dataclass(frozen=True)
+class XtbGeometry:
+    """The GFN2-xTB-optimised geometry of a molecule (shared by the DFT oracle).
+
+    Attributes:
+        numbers: Atomic numbers, shape ``(n,)``.
+        positions: Optimised positions in Angstrom, shape ``(n, 3)``.
+        charge: Net charge.
+        energy_ev: xTB total energy at the optimised geometry, eV.
+        dipole_e_bohr: xTB dipole vector there, e*Bohr, shape ``(3,)``.
+        steps: Optimiser steps taken.
+        fmax: Largest remaining force, eV/A.
+        conformer: Index of the chosen conformer in MMFF94 order.
+        n_conformers: Conformers embedded.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    charge: int
+    energy_ev: float
+    dipole_e_bohr: np.ndarray
+    steps: int
+    fmax: float
+    conformer: int
+    n_conformers: int
+
+
+def optimised_geometry(smiles: str, opts: XtbDipoleOptions) -> XtbGeometry:
+    """Embed conformers, take the lowest by xTB single point, optimise it with GFN2-xTB.
+
+    Raises:
+        MoleculeFailure: With one of the reasons listed in the module docstring.
+    """
+    from rdkit import Chem
+
+    from bodisc.chem.conformers import atomic_numbers, embed_conformers, positions
+    from bodisc.descriptors.xtb import singlepoint
+
+    mol, _ = embed_conformers(smiles, opts.n_conformers, opts.conformer_seed)
+    numbers = atomic_numbers(mol)
+    charge = sum(a.GetFormalCharge() for a in mol.GetAtoms())
+    uhf = (int(numbers.sum()) - charge) % 2
+
+    energies: dict[int, float] = {}
+    last_error = MoleculeFailure("SCF not converged: no conformer")
+    for conf_id in range(mol.GetNumConformers()):
+        try:
+            res = singlepoint(numbers, positions(mol, conf_id), charge, uhf, method=opts.method)
+        except MoleculeFailure as exc:
+            last_error = exc
+            continue
+        energies[conf_id] = float(res["energy"])
+    if not energies:
+        raise last_error
+    # lowest xTB energy; near-ties (equivalent conformers) go to the lower MMFF94 rank,
+    # so round-off (e.g. from the OpenMP thread count) cannot flip the choice
+    lowest = min(energies.values())
+    best = min(i for i, e in energies.items() if e <= lowest + _TIE_HARTREE)
+
+    final, energy_ev, dipole_e_bohr, steps, fmax = _optimise(
+        numbers, positions(mol, best), charge, uhf, opts)
+    _check_connectivity(numbers, Chem.GetAdjacencyMatrix(mol).astype(bool), final)
+    return XtbGeometry(numbers, final, charge, energy_ev, dipole_e_bohr, steps, fmax, best,
+                       mol.GetNumConformers())
 
 
 def _optimise(

@@ -16,8 +16,6 @@ the whole of QM9 on one core the first time.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -127,14 +125,9 @@ def _write_records(path: Path, records: dict[int, tuple[str, str, int] | None]) 
         "smiles": np.array([r[1] if r else "" for _, r in items]),
         "heavy_atoms": np.array([r[2] if r else 0 for _, r in items], dtype=np.int64),
     }
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from bodisc.data.qm9 import save_npz_atomically
+
+    save_npz_atomically(path, arrays)
 
 
 class QM9Pool:

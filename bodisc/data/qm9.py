@@ -342,15 +342,23 @@ class _Cache:
             "note": np.array([r[3] for r in records]),
             "seconds": np.array([r[4] for r in records], dtype=float),
         }
-        handle, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(stream, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_npz_atomically(path, arrays)
         return path
+
+
+def save_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` (``.npz``) through a temporary file and a rename.
+
+    A reader never sees half a file, and a killed writer leaves none.
+    """
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def qm9_descriptors(

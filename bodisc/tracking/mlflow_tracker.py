@@ -107,21 +107,7 @@ class Tracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> bool:
         """Log metrics at ``step``; returns whether they went out."""
-        if not self.ok:
-            return False
-        try:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            batch = [Metric(k, float(v), now, int(step)) for k, v in sorted(metrics.items())
-                     if v is not None and v == v]
-            for i in range(0, len(batch), 500):
-                self._client.log_batch(self.run_id, metrics=batch[i : i + 500])
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._fail("log_metrics", exc)
-            self._client = None
-            return False
+        return self.log_metrics_at([(step, metrics)])
 
     def log_metrics_at(self, records: list[tuple[int, Mapping[str, float]]]) -> bool:
         """Log metrics at several steps in few requests: ``[(step, {key: value}), ...]``."""

@@ -48,12 +48,13 @@ def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto",
         kernel: Kernel name.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float64`` or ``float32`` (GP kinds).
-        **options: For ``sparse``: ``subset``, ``inducing``, ``seed``.
+        **options: For ``gp``: ``mean`` (``constant`` or ``linear``); for ``sparse``:
+            ``subset``, ``inducing``, ``seed``.
     """
     from bodisc.surrogates.gp import GPSurrogate
 
     if kind == "gp":
-        return GPSurrogate(kernel, device, precision)
+        return GPSurrogate(kernel, device, precision, mean=options.get("mean", "constant"))
     if kind == "sparse":
         from bodisc.surrogates.sparse import SparseGP
 

@@ -49,6 +49,9 @@ CHUNK = 1024
 #: and was not faster here. Past this size use ``surrogate.kind = "sparse"``.
 EXACT_MAX = 20000
 
+#: Prior means a :class:`GPSurrogate` offers (``[surrogate] mean``).
+MEANS: tuple[str, ...] = ("constant", "linear")
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
@@ -77,6 +80,29 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def fit_threads(n: int) -> Iterator[None]:
+    """One thread for torch and for scipy's BLAS while fitting on fewer than ``SMALL_N`` labels.
+
+    L-BFGS-B's own step (scipy's ``setulb``) calls scipy's bundled OpenBLAS on tiny
+    matrices; with its default threads on this 2-core machine under load it took 1.9 to
+    3.3 ms a call, more than the objective (measured with cProfile: 5.8 to 10.2 s of a
+    19 to 22 s batched fit, k = 8, n = 200; 6.2 s in all with one BLAS thread).
+    Every exact-GP fit (``GPSurrogate.fit``, ``BatchedGP.fit``) runs under it, and
+    ``bodisc bench surrogate`` runs its loop of single fits under the same limits.
+
+    Args:
+        n: Labels per model.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if n >= SMALL_N:
+        yield
+        return
+    with torch_threads(1), threadpool_limits(1, user_api="blas"):
+        yield
 
 
 @dataclass
@@ -114,10 +140,18 @@ class GPSurrogate:
         kernel: ``matern52``, ``matern32`` or ``rbf``.
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: Floating point type; float64 is the default (and used on CPU).
+        mean: Prior mean: ``constant`` (botorch's default) or ``linear`` (an affine
+            function of the descriptors, fitted with the other hyperparameters: far from
+            the labels the prediction follows the linear trend instead of falling back
+            to a constant, which is what lets a GP extrapolate along a cheap proxy such
+            as the xTB dipole; see the QMex/ILR basis in DESIGN.md).
     """
 
     def __init__(self, kernel: str = "matern52", device: str = "auto",
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", mean: str = "constant") -> None:
+        if mean not in MEANS:
+            raise ValueError(f"unknown GP mean {mean!r}; choose one of: {', '.join(MEANS)}")
+        self.mean_name = mean
         self.kernel_name = kernel
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -149,12 +183,11 @@ class GPSurrogate:
         self.scaler = Scaler.fit(X)
         train_x = self._tensor(self.scaler.transform(X))
         train_y = self._tensor(np.asarray(y, dtype=float).reshape(-1, 1))
-        model = make_model(train_x, train_y, self.kernel_name)
+        model = make_model(train_x, train_y, self.kernel_name, mean=self.mean_name)
         model = model.to(device=self.device, dtype=self.dtype)
         warm = init is not None and load_hyper_state(model, init)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
-        with torch_threads(1 if train_x.shape[0] < SMALL_N else None), \
-                gpytorch.settings.max_cholesky_size(EXACT_MAX):
+        with fit_threads(train_x.shape[0]), gpytorch.settings.max_cholesky_size(EXACT_MAX):
             if optimise or not warm:
                 self._fit_mll(mll)
             else:
@@ -209,8 +242,8 @@ class GPSurrogate:
             K = self._kernel(self._train_s, self._train_s)
             K.diagonal().add_(noise)
             self._L = torch.linalg.cholesky(K)
-            self._mean_const = model.mean_module.constant.reshape(())
-            resid = (y_std[order] - self._mean_const).unsqueeze(-1)
+            self._mean_w, self._mean_const = _mean_parts(model.mean_module)
+            resid = (y_std[order] - self._prior_mean(train_x)).unsqueeze(-1)
             self._alpha = torch.cholesky_solve(resid, self._L).squeeze(-1)
             tf = model.outcome_transform
             self._y_mean = tf.means.reshape(())
@@ -218,6 +251,12 @@ class GPSurrogate:
         self._train_x = train_x
 
     # -- prediction -------------------------------------------------------------------
+
+    def _prior_mean(self, Z: torch.Tensor) -> torch.Tensor:
+        """Prior mean (standardised scale) of features ``Z`` ``(c, d)``: ``(c,)`` (or scalar)."""
+        if self._mean_w is None:
+            return self._mean_const
+        return Z @ self._mean_w + self._mean_const
 
     def _features(self, X: np.ndarray) -> torch.Tensor:
         assert self.scaler is not None, "fit() first"
@@ -254,7 +293,7 @@ class GPSurrogate:
 
         kern = self._kernel
         Ks = kern(kern.scale_inputs(Z), self._train_s)  # (c, n)
-        mu = self._mean_const + Ks @ self._alpha
+        mu = self._prior_mean(Z) + Ks @ self._alpha
         V = torch.linalg.solve_triangular(self._L, Ks.T, upper=False)  # (n, c)
         del Ks
         return mu, kern.outputscale - V.square_().sum(0)
@@ -271,10 +310,11 @@ class GPSurrogate:
         import torch
 
         kern = self._kernel
-        Z = kern.scale_inputs(self._features(X))
+        F = self._features(X)
+        Z = kern.scale_inputs(F)
         with torch.no_grad():
             Ks = kern(Z, self._train_s)  # (k, n)
-            mean = self._mean_const + Ks @ self._alpha
+            mean = self._prior_mean(F) + Ks @ self._alpha
             V = torch.linalg.solve_triangular(self._L, Ks.T, upper=False)  # (n, k)
             del Ks
             var = kern.outputscale - V.square().sum(0)
@@ -307,7 +347,8 @@ class GPSurrogate:
         import torch
 
         kern = self._kernel
-        Z = kern.scale_inputs(self._features(X))
+        F = self._features(X)
+        Z = kern.scale_inputs(F)
         r = min(rows, self._L.shape[0])
         Lr = self._L[:r, :r]
         s = float(kern.outputscale) if not isinstance(kern.outputscale, float) \
@@ -317,7 +358,8 @@ class GPSurrogate:
         with torch.no_grad():
             for start in range(0, Z.shape[0], CHUNK):
                 Ks = kern(Z[start : start + CHUNK], self._train_s)  # (c, n)
-                mean[start : start + CHUNK] = self._mean_const + Ks @ self._alpha
+                mean[start : start + CHUNK] = (self._prior_mean(F[start : start + CHUNK])
+                                               + Ks @ self._alpha)
                 nearest = s - Ks.max(dim=1).values.square() / (s + noise)
                 V = torch.linalg.solve_triangular(Lr, Ks[:, :r].T, upper=False)
                 block = s - V.square_().sum(0)
@@ -422,7 +464,7 @@ class ShortlistPosterior:
 
 
 def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "matern52",
-               batch_shape: torch.Size | None = None) -> Any:
+               batch_shape: torch.Size | None = None, mean: str = "constant") -> Any:
     """The botorch model every exact GP here uses.
 
     ``SingleTaskGP`` with an ARD Matern-5/2 (or Matern-3/2, RBF) kernel and botorch's
@@ -434,6 +476,8 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
         train_y: Labels, shape ``(*batch, n, 1)``.
         kernel: ``matern52``, ``matern32`` or ``rbf``.
         batch_shape: ``(k,)`` for k independent models fitted as one.
+        mean: ``constant`` or ``linear`` (gpytorch ``LinearMean`` on the scaled
+            descriptors, bias included).
     """
     import torch
     from botorch.models import SingleTaskGP
@@ -448,8 +492,22 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
     if kernel == "matern32":
         covar.nu = 1.5
     with validate_input_scaling(False):  # z-scored on purpose, not in the unit cube
-        return SingleTaskGP(train_x, train_y, covar_module=covar,
+        mean_module = None
+        if mean == "linear":
+            from gpytorch.means import LinearMean
+
+            mean_module = LinearMean(train_x.shape[-1], batch_shape=shape)
+        return SingleTaskGP(train_x, train_y, covar_module=covar, mean_module=mean_module,
                             outcome_transform=Standardize(m=1, batch_shape=shape))
+
+
+def _mean_parts(mean_module: Any) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(weights (d,) or None, constant ())`` of a ``ConstantMean`` / ``LinearMean``."""
+    from gpytorch.means import LinearMean
+
+    if isinstance(mean_module, LinearMean):
+        return mean_module.weights.detach().reshape(-1), mean_module.bias.detach().reshape(())
+    return None, mean_module.constant.detach().reshape(())
 
 
 def _outputs(Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

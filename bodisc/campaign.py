@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig
+from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get
 from bodisc.errors import StoreError
 from bodisc.failpoints import failpoint
 from bodisc.store import CampaignStore, Job, NewJob
@@ -150,6 +150,14 @@ class Campaign:
         if config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
             self.descriptor_set = f"qm9geom-{tier}"
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
+        # multi-fidelity ([fidelity]): the cheap oracle's options and the cost per call
+        self.fidelity = config.fidelity
+        self.costs: dict[str, float] = {}
+        if config.fidelity is not None:
+            from bodisc.acquisition.multifidelity import fidelity_costs
+
+            self.cheap_options = json.dumps(config.fidelity.cheap_options, sort_keys=True)
+            self.costs = fidelity_costs(config)
         self.store: CampaignStore | None = None
         self.changed_on_resume: list[str] = []
 
@@ -164,7 +172,8 @@ class Campaign:
                 store.set_meta("campaign", self.config.name)
                 store.set_meta("created_at", time.time())
             return store
-        changed_unsafe = [k for k in UNSAFE_TO_CHANGE if stored.get(k) != current.get(k)]
+        changed_unsafe = [k for k in UNSAFE_TO_CHANGE
+                          if dotted_get(stored, k) != dotted_get(current, k)]
         if changed_unsafe:
             store.close()
             raise StoreError(
@@ -239,6 +248,9 @@ class Campaign:
                     if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
                         stop_reason = f"wall time of {cfg.budget.wall_time_s:g} s spent"
                         break
+                    if self._cost_spent():
+                        stop_reason = f"cost budget of {cfg.fidelity.max_cost:g} spent"
+                        break
                     it = store.next_iteration()
                     if not self._start_iteration(it):
                         stop_reason = "the generator found no new valid candidates"
@@ -255,6 +267,12 @@ class Campaign:
                 self.tracker.end(status)
             self.reporter.end()
         summary = self._summary(stop_reason)
+        if self.fidelity is not None:
+            figures = self._fidelity_figures()
+            self.reporter.message(
+                f"oracle calls: {figures.calls['target']} target ({cfg.oracle.name}), "
+                f"{figures.calls['cheap']} cheap ({cfg.fidelity.cheap_oracle}); "
+                f"cost {figures.cost:g}")
         self.tracker.end("FINISHED")
         store.close()
         return summary
@@ -263,6 +281,27 @@ class Campaign:
     def _labelled(self) -> list[Job]:
         assert self.store is not None
         return [j for j in self.store.jobs("done") if j.value is not None]
+
+    def _fidelity_figures(self) -> Any:
+        from bodisc.acquisition.multifidelity import fidelity_figures
+
+        return fidelity_figures(self.store, self.costs, self.sign > 0)
+
+    def _cost_spent(self) -> bool:
+        """A multi-fidelity campaign has spent its ``[fidelity] max_cost``."""
+        fid = self.fidelity
+        if fid is None or fid.max_cost is None:
+            return False
+        return self._fidelity_figures().cost >= fid.max_cost
+
+    def _cheap_only(self, it: int) -> list[Job]:
+        """Cheap labels of molecules with no target job, from iterations before ``it``."""
+        from bodisc.acquisition.multifidelity import CHEAP
+
+        assert self.store is not None
+        targeted = {j.inchikey for j in self.store.jobs()}
+        return [j for j in self.store.jobs("done", fidelity=CHEAP)
+                if j.value is not None and j.iteration < it and j.inchikey not in targeted]
 
     def _best_value(self) -> float | None:
         vals = [j.value for j in self._labelled()]
@@ -288,12 +327,22 @@ class Campaign:
                 [(r.inchikey, r.smiles, r.heavy_atoms, "seed", ()) for r in records], it
             )
             jobs = [NewJob(r.inchikey) for r in records[:remaining]]
+            if cfg.fidelity is not None and cfg.fidelity.seed_cheap:
+                from bodisc.acquisition.multifidelity import CHEAP
+
+                jobs = [NewJob(r.inchikey, fidelity=CHEAP, oracle=cfg.fidelity.cheap_oracle)
+                        for r in records] + jobs
             store.start_iteration(it, jobs, cfg.oracle.name, len(records), None)
             return True
         gen_rng, acq_rng = iteration_rngs(cfg.random_seed, it)
         self.reporter.phase(it, "generate")
         t0 = time.perf_counter()
         candidates = self._generate(it, gen_rng)
+        if self.fidelity is not None:  # cheaply labelled molecules stay candidates
+            from bodisc.acquisition.multifidelity import KnownMolecule
+
+            candidates = list(candidates) + [KnownMolecule(j.inchikey, j.smiles)
+                                             for j in self._cheap_only(it)]
         failpoint("generate")
         timings["generate_s"] = time.perf_counter() - t0
         if not candidates:
@@ -319,6 +368,8 @@ class Campaign:
                                  for c in drawn], it)
             return drawn
         labelled = [(j.smiles, self.sign * j.value) for j in self._labelled()]
+        if self.fidelity is not None:  # cheap labels of molecules not yet sent to the target
+            labelled += [(j.smiles, self.sign * j.value) for j in self._cheap_only(it)]
         if not labelled:  # every seed failed: mutate the seeds themselves
             labelled = [(s, 0.0) for s in store.smiles_of(
                 [j.inchikey for j in store.jobs()]).values()]
@@ -339,6 +390,8 @@ class Campaign:
         from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select
 
         cfg = self.config
+        if self.fidelity is not None:
+            return self._choose_multifidelity(it, candidates, q, rng, timings)
         name = cfg.acquisition.name
         spec = ACQUISITIONS[name]
         labelled = self._labelled()
@@ -373,6 +426,88 @@ class Campaign:
 
         with torch_threads(1 if len(train) < SMALL_N else None):
             return self._fit_and_select(it, train, cand, feats, q, rng, timings)
+
+    def _choose_multifidelity(self, it: int, candidates: Sequence[Any], q: int,
+                              rng: np.random.Generator, timings: dict[str, float]
+                              ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
+        """Multi-fidelity batch: picks on the target posterior, then an oracle for each.
+
+        The GP takes the fidelity as an input; the oracle of each pick follows the
+        MF-GP-UCB rule (:mod:`bodisc.acquisition.multifidelity`).
+        """
+        from bodisc.acquisition import AcquisitionContext, select
+        from bodisc.acquisition.multifidelity import (
+            CHEAP,
+            adapted_threshold,
+            estimate_bias,
+            select_with_fidelity,
+            threshold,
+            with_fidelity,
+        )
+        from bodisc.surrogates.gp import SMALL_N, torch_threads
+
+        store, cfg, fid = self.store, self.config, self.fidelity
+        assert store is not None and fid is not None
+        target = self._labelled()
+        cheap = [j for j in store.jobs("done", fidelity=CHEAP) if j.value is not None]
+        self.reporter.phase(it, "descriptors")
+        t0 = time.perf_counter()
+        labelled = target + cheap
+        feats = self._featurise(it, [j.inchikey for j in labelled] + [c.inchikey for c in
+                                                                       candidates],
+                                [j.smiles for j in labelled] + [c.smiles for c in candidates])
+        timings["descriptor_s"] = time.perf_counter() - t0
+        train = [j for j in labelled if j.inchikey in feats]
+        cand = [c for c in candidates if c.inchikey in feats]
+        if not cand:
+            return [], 0, None
+        # cheap picks do not spend the target budget: a full batch, target picks capped
+        remaining = cfg.budget.oracle_calls - store.calls_used()
+        q = min(cfg.acquisition.batch_size, len(cand))
+        X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
+        n_target = sum(j.fidelity != CHEAP for j in train)
+        if n_target < 1 or len(train) < 3:
+            self.reporter.message(f"iteration {it}: too few labelled molecules with "
+                                  f"descriptors; choosing at random (target oracle)")
+            sel = select("random", AcquisitionContext(X_c, min(q, remaining), 0.0, rng))
+            return [NewJob(cand[i].inchikey) for i in sel.index], len(cand), None
+        self.reporter.phase(it, "fit")
+        X_t = with_fidelity(np.array([feats[j.inchikey] for j in train], dtype=float),
+                            [j.fidelity for j in train])
+        y_t = np.array([self.sign * j.value for j in train])
+        cheap_value = {j.inchikey: j.value for j in cheap}
+        bias = fid.bias if fid.bias is not None else estimate_bias(
+            [(j.value, cheap_value[j.inchikey]) for j in target if j.inchikey in cheap_value])
+        gamma = threshold(bias, self.costs[CHEAP], self.costs["target"])
+        doublings = 0
+        if fid.adapt_threshold:  # MF-GP-UCB's heuristic, from the calls after the seeds
+            gamma, doublings = adapted_threshold(
+                gamma, [j.fidelity for j in store.jobs(fidelity=None) if j.iteration > 0],
+                self.costs[CHEAP], self.costs["target"])
+        cheap_keys = {j.inchikey for j in store.jobs(fidelity=CHEAP)}
+        has_cheap = np.array([c.inchikey in cheap_keys for c in cand])
+        best = float(max(self.sign * j.value for j in train if j.fidelity != CHEAP))
+        with torch_threads(1 if len(train) < SMALL_N else None):
+            t0 = time.perf_counter()
+            gp = self._fit_surrogate(it, X_t, y_t)
+            timings["fit_s"] = time.perf_counter() - t0
+            timings["fit_evaluations"] = float(getattr(gp, "fit_evaluations", 0))
+            failpoint("fit")
+            self.reporter.phase(it, "acquire")
+            t0 = time.perf_counter()
+            picks = select_with_fidelity(cfg.acquisition.name, gp, X_c, has_cheap, q, best,
+                                         rng, cfg.acquisition.beta, fid.beta, gamma)
+            timings["score_s"] = time.perf_counter() - t0
+        timings["fidelity_bias"], timings["fidelity_gamma"] = float(bias), float(gamma)
+        timings["fidelity_doublings"] = float(doublings)
+        over = [i for i, p in enumerate(picks) if p.fidelity != CHEAP][remaining:]
+        picks = [p for i, p in enumerate(picks) if i not in over]
+        jobs = [NewJob(cand[p.index].inchikey, self.sign * p.mean, p.std, p.score,
+                       fidelity=p.fidelity,
+                       oracle=fid.cheap_oracle if p.fidelity == CHEAP else None)
+                for p in picks]
+        values = [j.value for j in train if j.fidelity != CHEAP]
+        return jobs, len(cand), (float(min(values)), float(max(values)))
 
     def _fit_and_select(self, it: int, train: list[Job], cand: Sequence[Any],
                         feats: dict[str, list[float]], q: int, rng: np.random.Generator,
@@ -423,8 +558,9 @@ class Campaign:
 
         s, store = self.config.surrogate, self.store
         assert store is not None
-        options = ({"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
-                   if s.kind == "sparse" else {})
+        options: dict[str, Any] = (
+            {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
+            if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
         model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
         if not hasattr(model, "hyper_state"):
             return model.fit(X_t, y_t)
@@ -533,23 +669,29 @@ class Campaign:
 
         store, cfg = self.store, self.config
         assert store is not None
-        pending = store.jobs("pending", it)
         self.reporter.phase(it, "oracle")
         t0 = time.perf_counter()
-        tasks = [(j.id, (cfg.oracle.name, self.oracle_options, j.smiles)) for j in pending]
-        failpoint("oracle.submitted")
-        settings = json.dumps([cfg.oracle.name, self.oracle_options])
-        for out in self._execute("oracle", settings, oracle_task, tasks,
-                                 {j.id: j.inchikey for j in pending},
-                                 cfg.execution.oracle_timeout_s):
-            failpoint("oracle.result")
-            if out.failure is not None:
-                store.finish_job(out.key, None, out.failure, out.seconds)
-            else:
-                res = out.value
-                store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
-            failpoint("oracle.commit")
-            self.reporter.progress(it, store.calls_used(), self._best_value())
+        groups = [("target", cfg.oracle.name, self.oracle_options)]
+        if cfg.fidelity is not None:  # the cheap calls first: they are quick
+            groups.insert(0, ("cheap", cfg.fidelity.cheap_oracle, self.cheap_options))
+        for fidelity, oracle, options in groups:
+            pending = store.jobs("pending", it, fidelity=fidelity)
+            if not pending and fidelity != "target":
+                continue
+            tasks = [(j.id, (oracle, options, j.smiles)) for j in pending]
+            failpoint("oracle.submitted")
+            settings = json.dumps([oracle, options])
+            for out in self._execute("oracle", settings, oracle_task, tasks,
+                                     {j.id: j.inchikey for j in pending},
+                                     cfg.execution.oracle_timeout_s):
+                failpoint("oracle.result")
+                if out.failure is not None:
+                    store.finish_job(out.key, None, out.failure, out.seconds)
+                else:
+                    res = out.value
+                    store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
+                failpoint("oracle.commit")
+                self.reporter.progress(it, store.calls_used(), self._best_value())
         timings = dict(store.get_meta(f"timings/{it}") or {})
         timings["oracle_s"] = time.perf_counter() - t0  # this process's share, if resumed
         store.complete_iteration(it, self._iteration_metrics(it, timings))
@@ -573,6 +715,16 @@ class Campaign:
         }
         metrics.update({k: timings.get(k, 0.0)
                         for k in ("generate_s", "descriptor_s", "fit_s", "score_s", "oracle_s")})
+        if self.fidelity is not None:  # per-fidelity calls, oracle seconds and cost
+            figures = self._fidelity_figures()
+            for fidelity in ("target", "cheap"):
+                metrics[f"calls_{fidelity}"] = figures.calls[fidelity]
+                metrics[f"oracle_cpu_s_{fidelity}"] = figures.seconds[fidelity]
+            metrics["cost"] = figures.cost
+            metrics["failures_cheap"] = sum(j.status == "failed" for j in store.jobs(
+                iteration=it, fidelity="cheap"))
+            metrics.update({k: timings[k] for k in ("fidelity_bias", "fidelity_gamma",
+                                                    "fidelity_doublings") if k in timings})
         return {k: v for k, v in metrics.items() if v is not None}
 
     # -- tracking ---------------------------------------------------------------------

@@ -103,6 +103,10 @@ class SurrogateConfig(_Frozen):
 
     kind: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] = "gp"
     kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
+    mean: Literal["constant", "linear"] = Field(
+        default="constant",
+        description="gp: prior mean; linear follows the descriptors' linear trend beyond "
+                    "the labels (extrapolates along a cheap proxy such as the xTB dipole)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "float64", "float32"] = Field(
         default="auto", description="auto: float64; float32 only with CUDA")
@@ -231,6 +235,35 @@ class PoolConfig(_Frozen):
     )
 
 
+class FidelityConfig(_Frozen):
+    """A cheap oracle beside the campaign's own (the target), and the rule choosing one.
+
+    The rule (MF-GP-UCB, :mod:`bodisc.acquisition.multifidelity`): a molecule picked by
+    the acquisition on the target posterior goes to the cheap oracle when it has no cheap
+    label yet and ``sqrt(beta) * sigma_cheap(x) >= bias * sqrt(cheap_cost / target_cost)``,
+    otherwise to the target oracle.
+    """
+
+    cheap_oracle: str = Field(min_length=1, description="registered name or module:Class")
+    cheap_options: dict[str, Any] = Field(default_factory=dict)
+    bias: float | None = Field(
+        default=None, ge=0.0,
+        description="bound on |target - cheap| in objective units; none: the largest "
+                    "difference over molecules labelled by both")
+    beta: float = Field(default=2.0, gt=0.0, description="confidence width of the rule")
+    cheap_cost: float | None = Field(default=None, gt=0.0,
+                                     description="none: the cheap oracle's declared cost")
+    target_cost: float | None = Field(default=None, gt=0.0,
+                                      description="none: the target oracle's declared cost")
+    seed_cheap: bool = Field(default=True,
+                             description="label the seed molecules with the cheap oracle too")
+    adapt_threshold: bool = Field(
+        default=True, description="double the threshold after every ceil(target_cost / "
+                                  "cheap_cost) cheap calls in a row (MF-GP-UCB's heuristic)")
+    max_cost: float | None = Field(default=None, gt=0.0,
+                                   description="stop once the calls of both oracles cost this")
+
+
 class CampaignConfig(_Frozen):
     """A whole campaign file."""
 
@@ -248,6 +281,7 @@ class CampaignConfig(_Frozen):
     paths: PathsConfig = PathsConfig()
     compare: CompareConfig | None = None
     pool: PoolConfig | None = None
+    fidelity: FidelityConfig | None = None
 
     def path(self, which: Literal["store", "mlruns", "export_csv"]) -> Path:
         """Absolute path of one of the ``[paths]`` entries, ``{name}`` filled in."""
@@ -256,7 +290,7 @@ class CampaignConfig(_Frozen):
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, JSON-able dictionary of every setting (defaults filled in)."""
-        skip = {k for k in ("compare", "pool") if getattr(self, k) is None}
+        skip = {k for k in ("compare", "pool", "fidelity") if getattr(self, k) is None}
         return self.model_dump(mode="json", exclude=skip or None)
 
     def fingerprint(self, fields: tuple[str, ...]) -> str:
@@ -265,9 +299,18 @@ class CampaignConfig(_Frozen):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: Sections whose change makes a stored campaign meaningless (labels or features differ).
+#: Sections (or dotted fields) whose change makes a stored campaign meaningless (labels or
+#: features differ).
 UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "oracle", "descriptors", "seed_molecules",
-                                      "pool")
+                                      "pool", "fidelity.cheap_oracle", "fidelity.cheap_options")
+
+
+def dotted_get(data: dict[str, Any], dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"``; ``None`` where a level is missing."""
+    node: Any = data
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
 
 
 def load_campaign(path: str | Path, overrides: dict[str, Any] | None = None) -> CampaignConfig:
@@ -423,7 +466,55 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             f"must cover the {n_seeds} seed molecules",
         )
     _check_compare(file, config, sorted(ACQUISITIONS))
+    _check_fidelity(file, config, oracle_cls)
     _check_seeds(file, config)
+
+
+def _check_fidelity(file: str, config: CampaignConfig, target_cls: Any) -> None:
+    """The ``[fidelity]`` table: a cheap oracle of the same property, cheaper, a GP."""
+    from bodisc.acquisition import ACQUISITIONS
+    from bodisc.oracle import resolve_oracle
+
+    fid = config.fidelity
+    if fid is None:
+        return
+    try:
+        cheap_cls = resolve_oracle(fid.cheap_oracle)
+    except Exception as exc:  # noqa: BLE001 - any resolution problem is a config problem
+        raise ConfigError(file, "fidelity.cheap_oracle", fid.cheap_oracle, str(exc)) from None
+    try:
+        options = cheap_cls.Options.model_validate(fid.cheap_options)
+    except ValidationError as exc:
+        err = _first_error(file, exc)
+        raise ConfigError(file, f"fidelity.cheap_options.{err.field}", err.value,
+                          err.allowed) from None
+    returned, _ = cheap_cls.returns(options)
+    if returned != config.objective.property:
+        raise ConfigError(file, "fidelity.cheap_oracle", fid.cheap_oracle,
+                          f"returns {returned!r}; the cheap oracle must return the objective's "
+                          f"property {config.objective.property!r}")
+    if (fid.cheap_oracle == config.oracle.name
+            and options.model_dump() == target_cls.Options.model_validate(
+                config.oracle.options).model_dump()):
+        raise ConfigError(file, "fidelity.cheap_oracle", fid.cheap_oracle,
+                          "is the campaign's own oracle with the same options; name a "
+                          "cheaper one (e.g. xtb_dipole beside pyscf_dipole)")
+    cheap = fid.cheap_cost if fid.cheap_cost is not None else cheap_cls.cost
+    target = fid.target_cost if fid.target_cost is not None else target_cls.cost
+    if not 0 < cheap < target:
+        raise ConfigError(file, "fidelity.cheap_cost", cheap,
+                          f"must be above 0 and below the target oracle's cost ({target:g}); "
+                          f"set fidelity.cheap_cost and fidelity.target_cost")
+    if config.surrogate.kind != "gp":
+        raise ConfigError(file, "surrogate.kind", config.surrogate.kind,
+                          "a [fidelity] campaign needs kind = 'gp' (the fidelity is an input "
+                          "of the GP)")
+    name = config.acquisition.name
+    with_model = sorted(k for k, spec in ACQUISITIONS.items() if spec.needs_model)
+    if not ACQUISITIONS[name].needs_model:
+        raise ConfigError(file, "acquisition.name", name,
+                          f"a [fidelity] campaign needs a model-based acquisition; choose one "
+                          f"of: {', '.join(with_model)}")
 
 
 def _check_pool(file: str, config: CampaignConfig) -> None:

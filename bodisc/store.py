@@ -10,12 +10,19 @@ it and nothing is kept only in memory:
 * ``jobs``: oracle calls. A job is written ``pending`` in the same transaction that
   records the iteration's selection, then becomes ``done`` (with its value) or ``failed``
   (with its reason) in its own transaction the moment its result arrives. A job is
-  unique per molecule, so a molecule is never paid for twice.
+  unique per molecule and fidelity (``target``: the campaign's oracle; ``cheap``: the
+  cheap oracle of a multi-fidelity campaign), so a molecule is never paid for twice at
+  the same fidelity. Readers see the ``target`` jobs unless they ask for another.
 * ``iterations``: one row per iteration: ``selected`` once its batch is chosen,
   ``complete`` once every job of it has a result, with its metrics; ``logged`` says
   whether its MLflow record went out.
 
 Exactly-once accounting follows: on resume, only ``pending`` jobs are re-submitted.
+
+Schema versions: 1 had one job per molecule (``jobs.inchikey`` UNIQUE); 2 adds
+``jobs.fidelity`` and makes ``(inchikey, fidelity)`` unique. A version-1 store is migrated
+in place when opened (its jobs become ``target`` jobs); nothing else changes, so a
+campaign stopped under version 1 resumes under version 2.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from typing import Any
 
 from bodisc.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: The fidelity of every job of a single-fidelity campaign (and of version-1 stores).
+TARGET = "target"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,7 +67,7 @@ CREATE TABLE IF NOT EXISTS descriptors (
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
-    inchikey TEXT NOT NULL UNIQUE REFERENCES molecules(inchikey),
+    inchikey TEXT NOT NULL REFERENCES molecules(inchikey),
     iteration INTEGER NOT NULL,
     rank INTEGER NOT NULL,
     oracle TEXT NOT NULL,
@@ -70,7 +80,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     seconds REAL,
     extras TEXT,
     submitted_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    fidelity TEXT NOT NULL DEFAULT 'target',
+    UNIQUE (inchikey, fidelity)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_iteration ON jobs(iteration, rank);
 CREATE TABLE IF NOT EXISTS iterations (
@@ -101,16 +113,25 @@ class Job:
     reason: str | None
     pred_mean: float | None
     pred_std: float | None
+    fidelity: str = TARGET
+    seconds: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)
 class NewJob:
-    """A job to create when an iteration's batch is chosen."""
+    """A job to create when an iteration's batch is chosen.
+
+    ``fidelity`` and ``oracle`` default to the campaign's target oracle; a multi-fidelity
+    campaign gives its cheap jobs ``fidelity="cheap"`` and the cheap oracle's name.
+    """
 
     inchikey: str
     pred_mean: float | None = None
     pred_std: float | None = None
     acq_value: float | None = None
+    fidelity: str = TARGET
+    oracle: str | None = None
 
 
 class CampaignStore:
@@ -133,6 +154,9 @@ class CampaignStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             with self.transaction():
+                self._db.execute(_SCHEMA.strip().split(";")[0])  # meta
+                if self.get_meta("schema_version") == 1:
+                    self._migrate_v1()
                 for stmt in _SCHEMA.strip().split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
@@ -146,6 +170,24 @@ class CampaignStore:
                 f"{self.path}: store schema version {version}, this bodisc reads "
                 f"{SCHEMA_VERSION}; start a new campaign with --fresh"
             )
+
+    def _migrate_v1(self) -> None:
+        """Migrate schema version 1 to 2, inside the opening transaction.
+
+        Rebuilds ``jobs`` with a ``fidelity`` column (every old job is a ``target`` job)
+        and the unique key ``(inchikey, fidelity)``; ids, order and all else are kept.
+        """
+        db = self._db
+        jobs_sql = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS jobs" in s)
+        db.execute(jobs_sql.replace("TABLE IF NOT EXISTS jobs", "TABLE jobs_v2"))
+        columns = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
+        names = ", ".join(columns)
+        db.execute(f"INSERT INTO jobs_v2 ({names}, fidelity) SELECT {names}, '{TARGET}' "
+                   f"FROM jobs ORDER BY id")
+        db.execute("DROP TABLE jobs")
+        db.execute("ALTER TABLE jobs_v2 RENAME TO jobs")
+        self.set_meta("schema_version", SCHEMA_VERSION)
+        self.set_meta("migrated_from_schema", 1)
 
     # -- plumbing ---------------------------------------------------------------------
     def close(self) -> None:
@@ -273,9 +315,10 @@ class CampaignStore:
             )
             db.executemany(
                 "INSERT INTO jobs(inchikey, iteration, rank, oracle, status, pred_mean,"
-                " pred_std, acq_value, submitted_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                [(j.inchikey, iteration, r, oracle, j.pred_mean, j.pred_std, j.acq_value, now)
-                 for r, j in enumerate(jobs)],
+                " pred_std, acq_value, submitted_at, fidelity)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+                [(j.inchikey, iteration, r, j.oracle or oracle, j.pred_mean, j.pred_std,
+                  j.acq_value, now, j.fidelity) for r, j in enumerate(jobs)],
             )
 
     def finish_job(self, job_id: int, value: float | None, reason: str | None, seconds: float,
@@ -303,11 +346,19 @@ class CampaignStore:
         with self.transaction() as db:
             db.execute("UPDATE iterations SET logged = 1 WHERE iteration = ?", (iteration,))
 
-    def jobs(self, status: str | None = None, iteration: int | None = None) -> list[Job]:
-        """Jobs in submission order, optionally filtered."""
+    def jobs(self, status: str | None = None, iteration: int | None = None,
+             fidelity: str | None = TARGET) -> list[Job]:
+        """Jobs in submission order, optionally filtered.
+
+        ``fidelity``: the target jobs by default; ``None`` for the jobs of every fidelity.
+        """
         sql = ("SELECT j.id, j.inchikey, m.smiles, j.iteration, j.rank, j.status, j.value,"
-               " j.reason, j.pred_mean, j.pred_std FROM jobs j JOIN molecules m USING (inchikey)")
+               " j.reason, j.pred_mean, j.pred_std, j.fidelity, j.seconds, j.finished_at"
+               " FROM jobs j JOIN molecules m USING (inchikey)")
         where, args = [], []
+        if fidelity is not None:
+            where.append("j.fidelity = ?")
+            args.append(fidelity)
         if status is not None:
             where.append("j.status = ?")
             args.append(status)
@@ -319,9 +370,15 @@ class CampaignStore:
         sql += " ORDER BY j.iteration, j.rank"
         return [Job(*row) for row in self._db.execute(sql, args)]
 
-    def calls_used(self) -> int:
-        """Oracle calls spent or committed to: every job, whatever its status."""
-        return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+    def calls_used(self, fidelity: str | None = TARGET) -> int:
+        """Oracle calls spent or committed to: every job, whatever its status.
+
+        ``fidelity``: target calls by default; ``None`` counts every fidelity.
+        """
+        if fidelity is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+        return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE fidelity = ?",
+                                    (fidelity,)).fetchone()[0])
 
     def iterations(self) -> list[dict[str, Any]]:
         """All iteration rows as dicts, in order."""
@@ -350,8 +407,9 @@ class CampaignStore:
         import pandas as pd
 
         rows = self._rows(
-            "SELECT m.smiles, j.inchikey, j.iteration, j.rank, j.status, j.value, j.reason,"
-            " j.pred_mean, j.pred_std, j.acq_value, j.seconds, m.origin, m.parents"
+            "SELECT m.smiles, j.inchikey, j.iteration, j.rank, j.fidelity, j.oracle, j.status,"
+            " j.value, j.reason, j.pred_mean, j.pred_std, j.acq_value, j.seconds, m.origin,"
+            " m.parents"
             " FROM jobs j JOIN molecules m USING (inchikey) ORDER BY j.iteration, j.rank"
         )
         return pd.DataFrame([dict(r) for r in rows])

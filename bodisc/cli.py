@@ -305,6 +305,96 @@ def bench_replay_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+def _parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise typer.BadParameter(f"{text!r}: expected seeds like 0-4 or 0,2,5",
+                                     param_hint="--seeds") from None
+    return seeds
+
+
+@bench_app.command("qm9-replay")
+def bench_qm9_replay_cmd(
+    targets: Annotated[str, typer.Option(help="Targets: dipole, gap_min, gap_max.")] =
+        "dipole,gap_min,gap_max",
+    methods: Annotated[str, typer.Option(help="Methods, comma-separated (default: all).")] = "",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
+    calls: Annotated[int, typer.Option(help="Oracle calls per run.", min=2)] = 2000,
+    batch: Annotated[int, typer.Option(help="Molecules per iteration.", min=1)] = 50,
+    start: Annotated[int, typer.Option(help="Random molecules labelled first.", min=1)] = 100,
+    checkpoints: Annotated[str, typer.Option(help="Calls at which the top-1 % share is "
+                                                  "reported.")] = "500,1000,2000",
+    sample: Annotated[int, typer.Option(
+        help="Pool: the seeded QM9 sample of this many molecules (descriptors computed "
+             "where not cached; 130831 is all of QM9). 0: every molecule already in the "
+             "descriptor cache.", min=0)] = 0,
+    sample_seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
+    workers: Annotated[int, typer.Option(help="Workers for missing descriptors.", min=1)] = 2,
+    cache_dir: Annotated[Path | None, typer.Option(help="Descriptor cache root.")] = None,
+    out: Annotated[Path, typer.Option(
+        help="Folder for the pool (QM9 indices, fixed at the first run), the runs (JSON "
+             "lines, resumable), table and plot.")] = Path("runs/bench/qm9-replay"),
+    json_out: JsonOpt = None,
+) -> None:
+    """Sample efficiency on QM9 replay: bodisc against the baselines, per target and seed.
+
+    Baselines: random, the cheap xTB proxy, MolPAL's random forest, a Tanimoto GP.
+    """
+    import json
+
+    from bodisc.bench import efficiency as eff
+    from bodisc.data.qm9 import qm9_sample_indices
+
+    target_list = [t.strip() for t in targets.split(",") if t.strip()]
+    method_list = [m.strip() for m in methods.split(",") if m.strip()] or list(eff.METHODS)
+    for name, allowed, hint in ((target_list, eff.TARGETS, "--targets"),
+                                (method_list, eff.METHODS, "--methods")):
+        for value in name:
+            if value not in allowed:
+                raise typer.BadParameter(f"{value!r}; choose from: {', '.join(allowed)}",
+                                         param_hint=hint)
+    try:
+        checks = tuple(int(c) for c in checkpoints.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{checkpoints!r}: expected calls like 500,1000,2000",
+                                 param_hint="--checkpoints") from None
+    out.mkdir(parents=True, exist_ok=True)
+    pool_file = out / "qm9_replay_pool.json"  # the pool of this folder's runs, kept fixed
+    if pool_file.exists():
+        indices = json.loads(pool_file.read_text())["qm9_index"]
+    else:
+        indices = qm9_sample_indices(sample, sample_seed) if sample else None
+    t0 = time.perf_counter()
+    pool = eff.load_pool(indices, workers=workers, cache_dir=cache_dir)
+    typer.echo(f"pool: {pool.note} ({time.perf_counter() - t0:.0f} s)")
+    if not pool_file.exists():
+        pool_file.write_text(json.dumps({"note": pool.note,
+                                         "qm9_index": pool.qm9_index.tolist()}) + "\n")
+    records = eff.run_benchmark(
+        pool, target_list, method_list, _parse_seeds(seeds), calls=calls, batch=batch,
+        start=start, checkpoints=checks, records_path=out / "qm9_replay.jsonl",
+        progress=lambda r: typer.echo(
+            f"{r['target']:>8} {r['method']:>22} seed {r['seed']}: "
+            + ", ".join(f"top-1 % @{c} {r.get(f'top1pct_recall_{c}') or 0:.2f}" for c in checks)
+            + f", best {r['best']:.3f}, calls to best {r['calls_to_max']}, "
+              f"{r['wall_s']:.0f} s"))
+    rows = eff.summarise(records)
+    table = eff.format_table(rows, checks)
+    (out / "qm9_replay.md").write_text(f"Pool: {pool.note}.\n\n{table}\n")
+    eff.plot_curves(records, out / "qm9_replay.png")
+    typer.echo(table)
+    if json_out:
+        payload = {"pool": pool.note, "settings": {
+            "calls": calls, "batch": batch, "start": start, "checkpoints": list(checks),
+            "sample": sample, "sample_seed": sample_seed}, "summary": rows, "runs": records}
+        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
 @bench_app.command("oracle")
 def bench_oracle_cmd(
     n: Annotated[int, typer.Option(help="QM9 molecules to label.", min=1)] = 40,

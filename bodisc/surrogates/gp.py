@@ -497,6 +497,9 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
             from gpytorch.means import LinearMean
 
             mean_module = LinearMean(train_x.shape[-1], batch_shape=shape)
+            with torch.no_grad():  # gpytorch draws the start from torch's global RNG
+                mean_module.weights.zero_()
+                mean_module.bias.zero_()
         return SingleTaskGP(train_x, train_y, covar_module=covar, mean_module=mean_module,
                             outcome_transform=Standardize(m=1, batch_shape=shape))
 

@@ -51,15 +51,20 @@ def test_pool_has_labels_analogues_and_finite_descriptors(pool):
     assert pool.labels["gap"].min() > 0
 
 
+COMPARED = ["random", "cheap", "gp_ucb"]
+
+
 @pytest.fixture(scope="module")
 def records(pool):
-    return run_benchmark(pool, ["dipole"], list(METHODS), [0, 1], calls=CALLS, batch=BATCH,
-                         start=START, checkpoints=CHECKS)
+    every = run_benchmark(pool, ["dipole"], list(METHODS), [0], calls=CALLS, batch=BATCH,
+                          start=START, checkpoints=CHECKS)
+    return every + run_benchmark(pool, ["dipole"], COMPARED, [1], calls=CALLS, batch=BATCH,
+                                 start=START, checkpoints=CHECKS)
 
 
 def test_every_method_gives_the_documented_figures(records):
-    assert {(r["method"], r["seed"]) for r in records} == {(m, s) for m in METHODS
-                                                           for s in (0, 1)}
+    assert {(r["method"], r["seed"]) for r in records} == (
+        {(m, 0) for m in METHODS} | {(m, 1) for m in COMPARED})
     for r in records:
         assert set(RECORD_KEYS) <= set(r)
         assert r["top1pct_recall_2000"] is None  # past the budget: null, not a number

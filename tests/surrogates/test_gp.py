@@ -108,3 +108,23 @@ def test_float32_on_the_cpu_is_refused():
 
     with pytest.raises(BodiscError, match="float32"):
         GPSurrogate("matern52", "cpu", "float32")
+
+
+def test_linear_mean_extrapolates_along_the_trend_and_is_seed_free():
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.0, 1.0, size=(40, 2))
+    y = 3.0 * X[:, 0] + 0.05 * rng.standard_normal(40)
+    far = np.array([[3.0, 0.5]])  # the trend says about 9; the labels end near 3
+    torch.manual_seed(1)
+    linear = GPSurrogate(device="cpu", mean="linear").fit(X, y)
+    torch.manual_seed(2)  # gpytorch's LinearMean draws its start from this RNG
+    again = GPSurrogate(device="cpu", mean="linear").fit(X, y)
+    constant = GPSurrogate(device="cpu").fit(X, y)
+    m_lin = linear.predict(far)[0][0]
+    assert again.predict(far)[0][0] == m_lin
+    assert abs(m_lin - 9.0) < 1.0
+    assert constant.predict(far)[0][0] < m_lin - 2.0
+    with pytest.raises(ValueError, match="constant, linear"):
+        GPSurrogate(mean="quadratic")

@@ -382,7 +382,7 @@ def bench_qm9_replay_cmd(
             + ", ".join(f"top-1 % @{c} {r.get(f'top1pct_recall_{c}') or 0:.2f}" for c in checks)
             + f", best {r['best']:.3f}, calls to best {r['calls_to_max']}, "
               f"{r['wall_s']:.0f} s"))
-    rows = eff.summarise(records)
+    rows = eff.summarise(records, checks)
     table = eff.format_table(rows, checks)
     (out / "qm9_replay.md").write_text(f"Pool: {pool.note}.\n\n{table}\n")
     eff.plot_curves(records, out / "qm9_replay.png")

@@ -399,7 +399,8 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
     return records
 
 
-def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(records: Sequence[dict[str, Any]],
+              checkpoints: Sequence[int] = (500, 1000, 2000)) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds per (target, method).
 
     ``calls_to_max`` is summarised by its median and the number of runs that found the
@@ -411,8 +412,7 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (target, method), rs in groups.items():
         row: dict[str, Any] = {"target": target, "method": method, "seeds": len(rs)}
-        for key in ("top1pct_recall_500", "top1pct_recall_1000", "top1pct_recall_2000",
-                    "auc_top10", "best"):
+        for key in (*[f"top1pct_recall_{c}" for c in checkpoints], "auc_top10", "best"):
             vals = [r[key] for r in rs if r.get(key) is not None]
             row[key] = float(np.mean(vals)) if vals else None
             row[f"{key}_sd"] = float(np.std(vals)) if vals else None
@@ -434,14 +434,14 @@ def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = (5
         sd = row.get(f"{key}_sd")
         return f"{v:.{digits}f} ± {sd:.{digits}f}" if sd is not None else f"{v:.{digits}f}"
 
-    head = ["target", "method", *[f"top-1 % @{c}" for c in checkpoints], "calls to best",
+    head = ["target", "method", "seeds", *[f"top-1 % @{c}" for c in checkpoints], "calls to best",
             "top-10 AUC", "best"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         found = (f"{row['calls_to_max_median']:.0f} ({row['found_max']}/{row['seeds']})"
                  if row["calls_to_max_median"] is not None else f"- (0/{row['seeds']})")
         lines.append("| " + " | ".join([
-            row["target"], row["method"],
+            row["target"], row["method"], str(row["seeds"]),
             *[cell(row, f"top1pct_recall_{c}") for c in checkpoints], found,
             cell(row, "auc_top10", 3), cell(row, "best", 3)]) + " |")
     return "\n".join(lines)

@@ -122,9 +122,12 @@ def test_records_resume_and_the_table_summarises(pool, tmp_path):
                           start=20, checkpoints=(40,), records_path=path)
     assert len(path.read_text().splitlines()) == 4  # nothing run twice
     assert [r["auc_top10"] for r in again] == [r["auc_top10"] for r in first]
-    rows = summarise(first)
+    rows = summarise(first, (40,))
     assert {r["method"] for r in rows} == {"random", "cheap"}
-    assert "| gap_max | cheap |" in format_table(rows, (40,))
+    cheap = next(r for r in rows if r["method"] == "cheap")
+    assert cheap["top1pct_recall_40"] == np.mean([r["top1pct_recall_40"] for r in first
+                                                  if r["method"] == "cheap"])
+    assert "| gap_max | cheap | 2 | " in format_table(rows, (40,))
 
 
 def test_cli_writes_the_json_keys(cache_dir, tmp_path):

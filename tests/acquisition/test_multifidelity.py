@@ -93,7 +93,7 @@ def mf_campaign(folder: Path, ledgers: bool = False) -> Path:
     """The tiny multi-fidelity campaign; with ``ledgers``, oracles that log every call."""
     text = MF_TINY
     if ledgers:
-        text = (text.replace("{target}", f"{PLUGINS}/ledger_pyscf.py:LedgerPyscfDipole")
+        text = (text.replace("{target}", f"{PLUGINS}/ledger_oracle.py:LedgerPyscfDipole")
                 .replace("{cheap}", f"{PLUGINS}/ledger_oracle.py:LedgerXtbDipole")
                 .replace("{target_ledger}", f'ledger = "{folder}/dft.txt"')
                 .replace("{cheap_ledger}", f'ledger = "{folder}/xtb.txt"'))

@@ -1,11 +1,20 @@
-"""A test plug-in oracle: bodisc's xTB dipole oracle that also writes a ledger line for
-every call it finishes, so tests can count real oracle calls across kills and resumes."""
+"""Test plug-in oracles: bodisc's xTB and PySCF DFT dipole oracles that also write a ledger
+line for every call they finish, so tests can count real oracle calls across kills and
+resumes."""
 
 from __future__ import annotations
 
 import os
 
+from oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle
 from oracles.xtb import XtbDipoleOracle
+
+
+def _record(ledger: str, smiles: str) -> None:
+    with open(ledger, "a") as fh:
+        fh.write(f"{smiles}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 class LedgerOptions(XtbDipoleOracle.Options):
@@ -18,8 +27,19 @@ class LedgerXtbDipole(XtbDipoleOracle):
 
     def evaluate(self, smiles: str):
         out = super().evaluate(smiles)
-        with open(self.options.ledger, "a") as fh:
-            fh.write(f"{smiles}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        _record(self.options.ledger, smiles)
+        return out
+
+
+class LedgerPyscfOptions(PyscfDipoleOptions):
+    ledger: str
+
+
+class LedgerPyscfDipole(PyscfDipoleOracle):
+    name = "ledger_pyscf_dipole"
+    Options = LedgerPyscfOptions
+
+    def evaluate(self, smiles: str):
+        out = super().evaluate(smiles)
+        _record(self.options.ledger, smiles)
         return out

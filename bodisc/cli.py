@@ -395,6 +395,62 @@ def bench_qm9_replay_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+@bench_app.command("open-ended")
+def bench_open_ended_cmd(
+    config: Annotated[Path, typer.Argument(
+        help="Campaign file: seeds, generator, oracle and budget of every method.",
+        show_default=False)] = Path("campaigns/open_ended.toml"),
+    methods: Annotated[str, typer.Option(
+        help="Methods, comma-separated: mutate, ga, cheap, logei, ucb, thompson "
+             "(default: all).")] = "",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
+    rank_by: Annotated[str, typer.Option(
+        help="Descriptor the 'cheap' method ranks candidates by.")] = "mu",
+    generation_size: Annotated[int, typer.Option(
+        help="Population of the genetic algorithm (JANUS: 5,000; scaled to the budget).",
+        min=4)] = 20,
+    set_: SetOpt = None,
+    out: Annotated[Path, typer.Option(
+        help="Folder for the runs (resumable), the shared result cache, table and plot.")] =
+        Path("runs/bench/open-ended"),
+    json_out: JsonOpt = None,
+) -> None:
+    """Open-ended search: bodisc against random mutation and a genetic algorithm."""
+    import json
+
+    from bodisc.bench import open_ended as oe
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    method_list = [m.strip() for m in methods.split(",") if m.strip()] or list(oe.METHODS)
+    for value in method_list:
+        if value not in oe.METHODS:
+            raise typer.BadParameter(f"{value!r}; choose from: {', '.join(oe.METHODS)}",
+                                     param_hint="--methods")
+    settings = oe.JanusSettings(generation_size=generation_size)
+    budget = cfg.budget.oracle_calls
+    records = oe.run_open_ended(
+        cfg, str(config), method_list, _parse_seeds(seeds), out, rank_by, settings,
+        progress=lambda r: typer.echo(
+            f"{r['method']:>9} seed {r['seed']}: best {r['best']:.3f} "
+            f"({r['best_smiles']}), top-10 AUC {r['auc_top10']:.3f}, {r['calls']} calls, "
+            f"{r['failed']} failed, {r['wall_s']:.0f} s"),
+        message=typer.echo)
+    rows = oe.summarise(records, budget)
+    unit = cfg.objective.unit
+    table = oe.format_table(rows, budget, unit)
+    (out / "open_ended.md").write_text(table + "\n")
+    oe.plot_curves(records, out / "open_ended.png",
+                   f"best {cfg.objective.property} so far ({unit})")
+    typer.echo(table)
+    if json_out:
+        payload = {"campaign": str(config), "settings": {
+            "budget": budget, "batch_size": cfg.acquisition.batch_size, "rank_by": rank_by,
+            "ga": settings.__dict__}, "summary": rows, "runs": records}
+        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
 @bench_app.command("oracle")
 def bench_oracle_cmd(
     n: Annotated[int, typer.Option(help="QM9 molecules to label.", min=1)] = 40,
@@ -614,12 +670,19 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
+    except Exception as exc:  # usage errors: click's, or those of the click typer vendors
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        usage_errors: tuple[type[Exception], ...] = (click.ClickException,)
+        try:
+            from typer._click.exceptions import ClickException as VendoredClickException
+        except ImportError:  # a typer that uses click itself
+            pass
+        else:
+            usage_errors += (VendoredClickException,)
+        if isinstance(exc, usage_errors):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
 
 

@@ -156,6 +156,30 @@ def descriptor_distance(X_train: np.ndarray, x: np.ndarray) -> float:
     return float(np.sqrt(((Z - z) ** 2).sum(axis=1)).min())
 
 
+def tanimoto_to(reference: str, smiles: Sequence[str], radius: int = 2,
+                n_bits: int = 2048) -> np.ndarray:
+    """Tanimoto similarity (Morgan fingerprints) of each molecule to one reference.
+
+    Args:
+        reference: SMILES of the reference molecule.
+        smiles: SMILES of the molecules, ``m`` of them.
+        radius: Morgan radius.
+        n_bits: Fingerprint length.
+
+    Returns:
+        Similarities in ``[0, 1]``, shape ``(m,)``.
+    """
+    from rdkit import Chem, DataStructs
+    from rdkit.Chem import rdFingerprintGenerator
+
+    if not len(smiles):
+        return np.zeros(0)
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
+    fps = [gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles]
+    fp = gen.GetFingerprint(Chem.MolFromSmiles(reference))
+    return np.asarray(DataStructs.BulkTanimotoSimilarity(fp, fps), dtype=float)
+
+
 def max_tanimoto(train_smiles: Sequence[str], smiles: str, radius: int = 2,
                  n_bits: int = 2048) -> float:
     """Largest Tanimoto similarity (Morgan fingerprints) of a molecule to a training set.
@@ -169,15 +193,9 @@ def max_tanimoto(train_smiles: Sequence[str], smiles: str, radius: int = 2,
     Returns:
         The maximum similarity in ``[0, 1]``; NaN for an empty training set.
     """
-    from rdkit import Chem, DataStructs
-    from rdkit.Chem import rdFingerprintGenerator
-
     if not train_smiles:
         return float("nan")
-    gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
-    fps = [gen.GetFingerprint(Chem.MolFromSmiles(s)) for s in train_smiles]
-    fp = gen.GetFingerprint(Chem.MolFromSmiles(smiles))
-    return float(max(DataStructs.BulkTanimotoSimilarity(fp, fps)))
+    return float(tanimoto_to(smiles, train_smiles, radius, n_bits).max())
 
 
 def extrapolation_summary(observed: Sequence[float], pred_mean: Sequence[float],

@@ -195,6 +195,23 @@ class Generator:
                 break
         return found
 
+    def crossover(self, first: str, second: str, rng: np.random.Generator) -> Candidate | None:
+        """One SELFIES crossover child of two parents, edited like :meth:`propose` does.
+
+        Args:
+            first: Parent SMILES whose token prefix the child takes.
+            second: Parent SMILES whose token suffix the child takes.
+            rng: Source of every random choice.
+
+        Returns:
+            The child, or ``None`` when it is invalid, breaks a constraint, or a parent
+            cannot be encoded.
+        """
+        pool = self._encode_parents([first, second])
+        if len(pool) < 2:
+            return None
+        return self._child(pool[0].tokens, pool[1].tokens, (pool[0].smiles, pool[1].smiles), rng)
+
     def _encode_parents(self, parents: Sequence[str]) -> list[_Parent]:
         pool: list[_Parent] = []
         seen: list[str] = []
@@ -214,15 +231,21 @@ class Generator:
         cfg = self.config
         if len(pool) >= 2 and rng.random() < cfg.crossover_fraction:
             i, j = (int(k) for k in rng.choice(len(pool), size=2, replace=False))
-            tokens = ops.crossover(pool[i].tokens, pool[j].tokens, rng)
-            n_edits = int(rng.integers(0, cfg.max_operations))
-            origin: Origin = "crossover"
-            used: tuple[str, ...] = (pool[i].smiles, pool[j].smiles)
-        else:
-            parent = pool[int(rng.integers(len(pool)))]
-            tokens = parent.tokens
-            n_edits = int(rng.integers(1, cfg.max_operations + 1))
-            origin, used = "mutation", (parent.smiles,)
+            return self._child(pool[i].tokens, pool[j].tokens,
+                               (pool[i].smiles, pool[j].smiles), rng)
+        parent = pool[int(rng.integers(len(pool)))]
+        n_edits = int(rng.integers(1, cfg.max_operations + 1))
+        return self._edited(parent.tokens, n_edits, "mutation", (parent.smiles,), rng)
+
+    def _child(self, first: ops.Tokens, second: ops.Tokens, used: tuple[str, ...],
+               rng: np.random.Generator) -> Candidate | None:
+        """A crossover child with 0 to ``max_operations - 1`` further edits."""
+        tokens = ops.crossover(first, second, rng)
+        n_edits = int(rng.integers(0, self.config.max_operations))
+        return self._edited(tokens, n_edits, "crossover", used, rng)
+
+    def _edited(self, tokens: ops.Tokens, n_edits: int, origin: Origin, used: tuple[str, ...],
+                rng: np.random.Generator) -> Candidate | None:
         for _ in range(n_edits):
             tokens = self._edit(tokens, rng)
         record = self._decode(tokens)

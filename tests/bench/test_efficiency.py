@@ -148,3 +148,4 @@ def test_cli_writes_the_json_keys(cache_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bodisc.cli", "bench", "qm9-replay",
                           "--methods", "random,bogus"], capture_output=True, text=True)
     assert bad.returncode != 0 and "bogus" in bad.stderr and "tanimoto_ucb" in bad.stderr
+    assert "Traceback" not in bad.stderr

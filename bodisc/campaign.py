@@ -561,6 +561,9 @@ class Campaign:
         options: dict[str, Any] = (
             {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
             if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
+        if s.kind == "gp" and s.mean == "proxy":  # labels here are in maximisation form
+            options.update(proxy_column=self.descriptor_names.index(s.proxy),
+                           proxy_sign=self.sign)
         model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
         if not hasattr(model, "hyper_state"):
             return model.fit(X_t, y_t)

@@ -103,10 +103,15 @@ class SurrogateConfig(_Frozen):
 
     kind: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] = "gp"
     kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
-    mean: Literal["constant", "linear"] = Field(
+    mean: Literal["constant", "linear", "proxy"] = Field(
         default="constant",
         description="gp: prior mean; linear follows the descriptors' linear trend beyond "
-                    "the labels (extrapolates along a cheap proxy such as the xTB dipole)")
+                    "the labels (extrapolates along a cheap proxy such as the xTB dipole); "
+                    "proxy is linear in one descriptor, the label's own analogue (`proxy`), "
+                    "with the sign of that relation fixed: two parameters, well determined "
+                    "from the first few labels")
+    proxy: str = Field(default="mu", description="mean = 'proxy': the descriptor the label "
+                                                  "rises with (its cheap analogue)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "float64", "float32"] = Field(
         default="auto", description="auto: float64; float32 only with CUDA")
@@ -415,6 +420,11 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
         raise ConfigError(
             file, "surrogate.precision", "float32",
             "float32 needs surrogate.device = 'cuda'; on the CPU the surrogate runs in float64",
+        )
+    if config.surrogate.mean == "proxy" and config.surrogate.proxy not in names:
+        raise ConfigError(
+            file, "surrogate.proxy", config.surrogate.proxy,
+            f"must be one of the campaign's descriptors: {', '.join(names)}",
         )
     if config.acquisition.name == "rank" and config.acquisition.rank_by not in names:
         raise ConfigError(

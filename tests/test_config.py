@@ -47,6 +47,8 @@ BAD = [
      "descriptors.names[1]", "unknown descriptor"),
     ('name = "logei"', 'name = "rank"\nrank_by = "dEw"', "acquisition.rank_by",
      "must be one of the campaign's descriptors"),
+    ('[acquisition]', '[surrogate]\nmean = "proxy"\nproxy = "dEw"\n\n[acquisition]',
+     "surrogate.proxy", "must be one of the campaign's descriptors: mu, homo"),
     ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nforbidden_substructures = ["[C"]',
      "generator.forbidden_substructures", "cannot parse the SMARTS"),
     ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nforbidden_substructures = ["[#8]"]',

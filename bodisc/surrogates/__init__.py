@@ -48,13 +48,16 @@ def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto",
         kernel: Kernel name.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float64`` or ``float32`` (GP kinds).
-        **options: For ``gp``: ``mean`` (``constant`` or ``linear``); for ``sparse``:
+        **options: For ``gp``: ``mean`` (``constant``, ``linear`` or ``proxy``, with
+            ``proxy_column`` and ``proxy_sign``); for ``sparse``:
             ``subset``, ``inducing``, ``seed``.
     """
     from bodisc.surrogates.gp import GPSurrogate
 
     if kind == "gp":
-        return GPSurrogate(kernel, device, precision, mean=options.get("mean", "constant"))
+        return GPSurrogate(kernel, device, precision, mean=options.get("mean", "constant"),
+                           proxy_column=options.get("proxy_column", 0),
+                           proxy_sign=options.get("proxy_sign", 1.0))
     if kind == "sparse":
         from bodisc.surrogates.sparse import SparseGP
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,7 +51,7 @@ CHUNK = 1024
 EXACT_MAX = 20000
 
 #: Prior means a :class:`GPSurrogate` offers (``[surrogate] mean``).
-MEANS: tuple[str, ...] = ("constant", "linear")
+MEANS: tuple[str, ...] = ("constant", "linear", "proxy")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,14 +145,22 @@ class GPSurrogate:
             function of the descriptors, fitted with the other hyperparameters: far from
             the labels the prediction follows the linear trend instead of falling back
             to a constant, which is what lets a GP extrapolate along a cheap proxy such
-            as the xTB dipole; see the QMex/ILR basis in DESIGN.md).
+            as the xTB dipole; see the QMex/ILR basis in DESIGN.md), or ``proxy``
+            (``c + s * x[proxy_column]`` with ``s`` of the sign ``proxy_sign``: the
+            labels' own cheap analogue, two parameters, so well determined from a
+            handful of labels where the linear mean's ``d + 1`` are not).
+        proxy_column: For ``proxy``: the column of the analogue in ``X``.
+        proxy_sign: For ``proxy``: ``+1`` if the labels rise with the analogue, ``-1``
+            if they fall (a minimised target in maximisation form).
     """
 
     def __init__(self, kernel: str = "matern52", device: str = "auto",
-                 dtype: str = "auto", mean: str = "constant") -> None:
+                 dtype: str = "auto", mean: str = "constant", proxy_column: int = 0,
+                 proxy_sign: float = 1.0) -> None:
         if mean not in MEANS:
             raise ValueError(f"unknown GP mean {mean!r}; choose one of: {', '.join(MEANS)}")
         self.mean_name = mean
+        self.proxy = (int(proxy_column), 1.0 if proxy_sign >= 0 else -1.0)
         self.kernel_name = kernel
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -183,7 +192,8 @@ class GPSurrogate:
         self.scaler = Scaler.fit(X)
         train_x = self._tensor(self.scaler.transform(X))
         train_y = self._tensor(np.asarray(y, dtype=float).reshape(-1, 1))
-        model = make_model(train_x, train_y, self.kernel_name, mean=self.mean_name)
+        model = make_model(train_x, train_y, self.kernel_name, mean=self.mean_name,
+                           proxy=self.proxy)
         model = model.to(device=self.device, dtype=self.dtype)
         warm = init is not None and load_hyper_state(model, init)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
@@ -242,7 +252,8 @@ class GPSurrogate:
             K = self._kernel(self._train_s, self._train_s)
             K.diagonal().add_(noise)
             self._L = torch.linalg.cholesky(K)
-            self._mean_w, self._mean_const = _mean_parts(model.mean_module)
+            self._mean_w, self._mean_const = _mean_parts(model.mean_module,
+                                                          train_x.shape[-1])
             resid = (y_std[order] - self._prior_mean(train_x)).unsqueeze(-1)
             self._alpha = torch.cholesky_solve(resid, self._L).squeeze(-1)
             tf = model.outcome_transform
@@ -464,7 +475,8 @@ class ShortlistPosterior:
 
 
 def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "matern52",
-               batch_shape: torch.Size | None = None, mean: str = "constant") -> Any:
+               batch_shape: torch.Size | None = None, mean: str = "constant",
+               proxy: tuple[int, float] = (0, 1.0)) -> Any:
     """The botorch model every exact GP here uses.
 
     ``SingleTaskGP`` with an ARD Matern-5/2 (or Matern-3/2, RBF) kernel and botorch's
@@ -476,8 +488,9 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
         train_y: Labels, shape ``(*batch, n, 1)``.
         kernel: ``matern52``, ``matern32`` or ``rbf``.
         batch_shape: ``(k,)`` for k independent models fitted as one.
-        mean: ``constant`` or ``linear`` (gpytorch ``LinearMean`` on the scaled
-            descriptors, bias included).
+        mean: ``constant``, ``linear`` (gpytorch ``LinearMean`` on the scaled
+            descriptors, bias included) or ``proxy`` (:class:`ProxyMean`).
+        proxy: For ``proxy``: ``(column, sign)`` of the analogue.
     """
     import torch
     from botorch.models import SingleTaskGP
@@ -500,14 +513,67 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
             with torch.no_grad():  # gpytorch draws the start from torch's global RNG
                 mean_module.weights.zero_()
                 mean_module.bias.zero_()
+        elif mean == "proxy":
+            mean_module = ProxyMean(proxy[0], proxy[1], batch_shape=shape)
         return SingleTaskGP(train_x, train_y, covar_module=covar, mean_module=mean_module,
                             outcome_transform=Standardize(m=1, batch_shape=shape))
 
 
-def _mean_parts(mean_module: Any) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """``(weights (d,) or None, constant ())`` of a ``ConstantMean`` / ``LinearMean``."""
+@lru_cache(maxsize=1)
+def _proxy_mean_class() -> type:
+    """The gpytorch module of :func:`ProxyMean` (defined on first use: gpytorch loads late)."""
+    import torch
+    from gpytorch.means import Mean
+
+    class _ProxyMean(Mean):  # type: ignore[misc]
+        def __init__(self, column: int, sign: float, batch_shape: torch.Size) -> None:
+            super().__init__()
+            self.column = int(column)
+            self.sign = float(sign)
+            self.register_parameter("raw_slope",
+                                    torch.nn.Parameter(torch.zeros(*batch_shape, 1)))
+            self.register_parameter("bias", torch.nn.Parameter(torch.zeros(*batch_shape, 1)))
+
+        @property
+        def slope(self) -> torch.Tensor:
+            return self.sign * torch.nn.functional.softplus(self.raw_slope)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias + self.slope * x[..., self.column]
+
+    return _ProxyMean
+
+
+def ProxyMean(column: int, sign: float = 1.0, batch_shape: Any = None) -> Any:  # noqa: N802
+    """Prior mean ``c + sign * softplus(raw_slope) * x[..., column]``: linear in the analogue.
+
+    The slope's sign is fixed (the labels rise, or fall, with their analogue), so a few
+    labels cannot turn the proxy upside down; both parameters start without a random draw
+    (``c = 0``, slope ``softplus(0) = 0.69`` standard deviations per standard deviation).
+
+    Args:
+        column: The analogue's column in the scaled descriptors ``(..., n, d)``.
+        sign: ``+1``: the labels rise with the analogue; ``-1``: they fall.
+        batch_shape: Batch shape of the parameters (default: none).
+
+    Returns:
+        The gpytorch mean module: ``forward(x (..., n, d)) -> (..., n)``.
+    """
+    import torch
+
+    return _proxy_mean_class()(column, sign, batch_shape or torch.Size([]))
+
+
+def _mean_parts(mean_module: Any, d: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(weights (d,) or None, constant ())`` of a constant, linear or proxy mean."""
+    import torch
     from gpytorch.means import LinearMean
 
+    if isinstance(mean_module, _proxy_mean_class()):
+        bias = mean_module.bias.detach().reshape(())
+        w = torch.zeros(d, dtype=bias.dtype, device=bias.device)
+        w[mean_module.column] = mean_module.slope.detach().reshape(())
+        return w, bias
     if isinstance(mean_module, LinearMean):
         return mean_module.weights.detach().reshape(-1), mean_module.bias.detach().reshape(())
     return None, mean_module.constant.detach().reshape(())

@@ -126,5 +126,44 @@ def test_linear_mean_extrapolates_along_the_trend_and_is_seed_free():
     assert again.predict(far)[0][0] == m_lin
     assert abs(m_lin - 9.0) < 1.0
     assert constant.predict(far)[0][0] < m_lin - 2.0
-    with pytest.raises(ValueError, match="constant, linear"):
+    with pytest.raises(ValueError, match="constant, linear, proxy"):
         GPSurrogate(mean="quadratic")
+
+
+def test_proxy_mean_ranks_by_the_analogue_from_a_few_labels():
+    """Six labels, five descriptors: the proxy mean (two parameters) follows the analogue
+    beyond the labels; the constant mean falls back to the labels' mean there."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 5))
+    y = 2.0 * X[:, 2] + 0.3 * np.sin(3 * X[:, 0]) + 0.05 * rng.standard_normal(200)
+    train, test = np.arange(6), np.arange(6, 200)
+    proxy = GPSurrogate(device="cpu", mean="proxy", proxy_column=2).fit(X[train], y[train])
+    again = GPSurrogate(device="cpu", mean="proxy", proxy_column=2).fit(X[train], y[train])
+    constant = GPSurrogate(device="cpu").fit(X[train], y[train])
+    m = proxy.predict(X[test])[0]
+    np.testing.assert_array_equal(m, again.predict(X[test])[0])
+    rho = spearmanr(m, y[test])[0]
+    assert rho > 0.9
+    assert rho > spearmanr(constant.predict(X[test])[0], y[test])[0] + 0.1
+    # far out along the analogue the prediction keeps rising
+    far = np.zeros((2, 5))
+    far[:, 2] = [4.0, 8.0]
+    m_far = proxy.predict(far)[0]
+    assert m_far[1] > m_far[0] > y[train].max()
+
+
+def test_proxy_mean_slope_keeps_its_sign():
+    """Labels that fall with the analogue: with sign +1 the slope stays >= 0 (the proxy
+    cannot be turned upside down), with sign -1 it follows them."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((30, 3))
+    y = -X[:, 0] + 0.05 * rng.standard_normal(30)
+    up = GPSurrogate(device="cpu", mean="proxy", proxy_column=0, proxy_sign=1.0).fit(X, y)
+    down = GPSurrogate(device="cpu", mean="proxy", proxy_column=0, proxy_sign=-1.0).fit(X, y)
+    assert float(up.model.mean_module.slope.detach()) >= 0.0
+    assert float(down.model.mean_module.slope.detach()) < -0.5
+    far = np.array([[-5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    m = down.predict(far)[0]
+    assert m[0] > y.max() and m[1] < y.min()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -28,14 +29,39 @@ from typing import Any
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _init_worker(memory_limit_bytes: int | None = None) -> None:
+def _die_with_parent(parent_pid: int | None) -> None:
+    """Make the kernel kill this worker when the process that started it dies (Linux).
+
+    Without it, a campaign killed with SIGTERM or SIGKILL leaves its workers computing
+    their molecules for minutes, beside the resumed campaign (seen with xTB). The signal
+    follows the thread that started the worker; bodisc starts workers from the thread
+    that runs the campaign, which outlives them.
+    """
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: workers outlive a killed parent
+        return
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _init_worker(memory_limit_bytes: int | None = None, parent_pid: int | None = None
+                 ) -> None:
     """Run first in every worker: one thread, a memory cap, before native libraries load.
 
     Args:
         memory_limit_bytes: Address-space limit of the worker (``RLIMIT_AS``); an
             allocation past it fails in that worker alone (``MemoryError`` in Python, a
             crash in native code) instead of starving the machine.
+        parent_pid: The campaign's process: the worker dies with it (Linux).
     """
+    _die_with_parent(parent_pid)
     for var in _THREAD_VARS:
         os.environ[var] = "1"
     os.environ.setdefault("PYTHONHASHSEED", "0")
@@ -79,7 +105,7 @@ class LocalExecutor:
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-            initargs=(self.memory_limit,),
+            initargs=(self.memory_limit, os.getpid()),
         )
 
     def _get_pool(self) -> ProcessPoolExecutor:

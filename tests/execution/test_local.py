@@ -48,3 +48,51 @@ def test_crash_hang_and_error_cost_only_their_own_task():
     assert out["crash"].failure == "crash: worker process died (killed by signal 11)"
     assert out["hang"].failure.startswith("timeout after 3 s")
     assert out["raise"].failure == "ValueError: bad molecule"
+
+
+def _write_pid_and_sleep(path):
+    with open(path, "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(60)
+    return "slept"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie is dead
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_workers_die_with_a_killed_campaign_process(tmp_path):
+    """SIGKILL the process that owns the pool: its worker, mid-task, goes too."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("parent-death signals are Linux only")
+    pid_file = tmp_path / "worker.pid"
+    code = (
+        "from bodisc.execution import LocalExecutor\n"
+        "from tests.execution.test_local import _write_pid_and_sleep\n"
+        "if __name__ == '__main__':\n"
+        "    with LocalExecutor(1) as ex:\n"
+        f"        list(ex.run(_write_pid_and_sleep, [(0, ({str(pid_file)!r},))], 120))\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code],
+                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker = int(pid_file.read_text())
+    assert _alive(worker)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker)

@@ -334,6 +334,8 @@ def bench_qm9_replay_cmd(
              "descriptor cache.", min=0)] = 0,
     sample_seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
     workers: Annotated[int, typer.Option(help="Workers for missing descriptors.", min=1)] = 2,
+    parallel: Annotated[int, typer.Option(help="Runs at once, each in its own process.",
+                                          min=1)] = 1,
     cache_dir: Annotated[Path | None, typer.Option(help="Descriptor cache root.")] = None,
     out: Annotated[Path, typer.Option(
         help="Folder for the pool (QM9 indices, fixed at the first run), the runs (JSON "
@@ -377,6 +379,7 @@ def bench_qm9_replay_cmd(
     records = eff.run_benchmark(
         pool, target_list, method_list, _parse_seeds(seeds), calls=calls, batch=batch,
         start=start, checkpoints=checks, records_path=out / "qm9_replay.jsonl",
+        parallel=parallel,
         progress=lambda r: typer.echo(
             f"{r['target']:>8} {r['method']:>22} seed {r['seed']}: "
             + ", ".join(f"top-1 % @{c} {r.get(f'top1pct_recall_{c}') or 0:.2f}" for c in checks)

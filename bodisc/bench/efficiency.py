@@ -357,11 +357,14 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
                   seeds: Sequence[int], *, calls: int = 2000, batch: int = 50,
                   start: int = 100, checkpoints: tuple[int, ...] = (500, 1000, 2000),
                   records_path: Path | None = None,
-                  progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                  progress: Callable[[dict[str, Any]], None] | None = None,
+                  parallel: int = 1) -> list[dict[str, Any]]:
     """Every (target, method, seed) run; resumable through ``records_path``.
 
     Finished runs are appended to ``records_path`` (JSON lines) as they end; runs
-    already there with the same pool size and budget are not run again.
+    already there with the same pool size and budget are not run again. With
+    ``parallel > 1`` that many runs go at once, each in its own process (the pool is
+    sent to each process once); the records come back in the same order as one by one.
 
     Raises:
         KeyError: For an unknown target or method (the message lists the known ones).
@@ -380,23 +383,45 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
                 if (r.get("pool"), r.get("calls"), r.get("batch"), r.get("start")) == (
                         len(pool), min(calls, len(pool)), batch, min(start, calls)):
                     done[(r["target"], r["method"], r["seed"])] = r
-    records = []
-    for target in targets:
-        for method in methods:
-            for seed in seeds:
-                key = (target, method, seed)
-                if key in done:
-                    records.append(done[key])
-                    continue
-                record = replay_run(pool, target, method, seed, calls=calls, batch=batch,
-                                    start=start, checkpoints=checkpoints)
-                records.append(record)
-                if records_path is not None:
-                    with records_path.open("a") as stream:
-                        stream.write(json.dumps(record) + "\n")
-                if progress is not None:
-                    progress(record)
-    return records
+    keys = [(t, m, s) for t in targets for m in methods for s in seeds]
+    todo = [k for k in keys if k not in done]
+    settings = {"calls": calls, "batch": batch, "start": start, "checkpoints": checkpoints}
+
+    def finished(record: dict[str, Any]) -> None:
+        done[(record["target"], record["method"], record["seed"])] = record
+        if records_path is not None:
+            with records_path.open("a") as stream:
+                stream.write(json.dumps(record) + "\n")
+        if progress is not None:
+            progress(record)
+
+    if parallel <= 1 or len(todo) <= 1:
+        for target, method, seed in todo:
+            finished(replay_run(pool, target, method, seed, **settings))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context("spawn"),
+                                 initializer=_set_worker_pool, initargs=(pool,)) as ex:
+            futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
+            for future in as_completed(futures):
+                finished(future.result())
+    return [done[k] for k in keys]
+
+
+_WORKER_POOL: ReplayPool | None = None
+
+
+def _set_worker_pool(pool: ReplayPool) -> None:
+    global _WORKER_POOL
+    _WORKER_POOL = pool
+
+
+def _worker_run(target: str, method: str, seed: int, settings: dict[str, Any]
+                ) -> dict[str, Any]:
+    assert _WORKER_POOL is not None
+    return replay_run(_WORKER_POOL, target, method, seed, **settings)
 
 
 def summarise(records: Sequence[dict[str, Any]],

@@ -130,6 +130,17 @@ def test_records_resume_and_the_table_summarises(pool, tmp_path):
     assert "| gap_max | cheap | 2 | " in format_table(rows, (40,))
 
 
+def test_parallel_runs_give_the_same_records_in_the_same_order(pool, tmp_path):
+    args = (pool, ["dipole"], ["random", "gp_ucb"], [0, 1])
+    kw = {"calls": 40, "batch": 20, "start": 20, "checkpoints": (40,)}
+    one = run_benchmark(*args, **kw)
+    two = run_benchmark(*args, **kw, parallel=2, records_path=tmp_path / "p.jsonl")
+    assert [(r["method"], r["seed"]) for r in two] == [(r["method"], r["seed"]) for r in one]
+    for a, b in zip(one, two, strict=True):
+        assert a["recall_curve"] == b["recall_curve"] and a["best"] == b["best"]
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 4
+
+
 def test_cli_writes_the_json_keys(cache_dir, tmp_path):
     out = tmp_path / "replay.json"
     proc = subprocess.run(

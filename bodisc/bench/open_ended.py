@@ -287,9 +287,13 @@ def run_ga(config: CampaignConfig, labeller: Labeller, rng: np.random.Generator,
         # exchange: the best local molecules replace the worst of the population
         best_local = sorted(labelled, key=lambda k: -labeller.seen[k])[: settings.num_exchanges]
         population.sort(key=lambda k: -labeller.seen[k])
-        for k in best_local:
-            if k not in population:
-                population[-1 - best_local.index(k)] = k
+        for i, k in enumerate(best_local):
+            if k in population:
+                continue
+            if len(population) - 1 - i > 0:  # the worst go; the best member never does
+                population[-1 - i] = k
+            else:  # a population shrunk by failures grows back
+                population.append(k)
 
 
 # -- the bench ---------------------------------------------------------------------------

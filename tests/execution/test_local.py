@@ -1,6 +1,9 @@
 import os
 import signal
+import sys
 import time
+
+import pytest
 
 from bodisc.execution import LocalExecutor
 
@@ -66,15 +69,11 @@ def _alive(pid):
         return fh.read().split(")")[-1].split()[0] != "Z"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="parent-death signals are Linux only")
 def test_workers_die_with_a_killed_campaign_process(tmp_path):
     """SIGKILL the process that owns the pool: its worker, mid-task, goes too."""
     import subprocess
-    import sys
-
-    import pytest
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("parent-death signals are Linux only")
     pid_file = tmp_path / "worker.pid"
     code = (
         "from bodisc.execution import LocalExecutor\n"

@@ -225,10 +225,27 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _exit_code(procs: Sequence[Any]) -> str:
+def _exit_code(procs: Sequence[Any], patience_s: float = 5.0) -> str:
+    """How the dead worker ended, e.g. ``killed by signal 11``.
+
+    The pool's own manager thread joins the same worker at the same time. The thread
+    whose ``waitpid`` reaps the worker stores its status on the shared process object a
+    moment later; the other gets ``ECHILD`` and, read at once, no status at all (seen
+    under load in CI). So the status is read again until it appears or ``patience_s``
+    has passed.
+
+    Args:
+        procs: The pool's worker processes (``multiprocessing.Process``).
+        patience_s: How long to wait for a status.
+    """
+    deadline = time.monotonic() + patience_s
     for proc in procs:
-        proc.join(timeout=5)
-    codes = [p.exitcode for p in procs if p.exitcode is not None]
+        proc.join(timeout=patience_s)
+    while True:
+        codes = [p.exitcode for p in procs if p.exitcode is not None]
+        if codes or time.monotonic() >= deadline:
+            break
+        time.sleep(0.01)
     if not codes:
         return "exit status unknown"
     code = codes[0]

@@ -95,3 +95,24 @@ def test_workers_die_with_a_killed_campaign_process(tmp_path):
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(worker)
+
+
+class _ReapedElsewhere:
+    """A dead worker whose status another thread stores a moment after reaping it."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.ready = time.monotonic() + delay_s
+
+    def join(self, timeout: float | None = None) -> None:
+        return None  # our waitpid lost the race (ECHILD): returns at once
+
+    @property
+    def exitcode(self) -> int | None:
+        return -signal.SIGSEGV if time.monotonic() >= self.ready else None
+
+
+def test_crash_status_is_read_after_the_pool_thread_reaps_the_worker():
+    from bodisc.execution.local import _exit_code
+
+    assert _exit_code([_ReapedElsewhere(0.2)]) == "killed by signal 11"
+    assert _exit_code([_ReapedElsewhere(10.0)], patience_s=0.1) == "exit status unknown"

@@ -48,6 +48,7 @@ labels in between (``[surrogate] refit_growth = 1.25``), as in the timed replay.
 from __future__ import annotations
 
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -364,7 +365,8 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
     Finished runs are appended to ``records_path`` (JSON lines) as they end; runs
     already there with the same pool size and budget are not run again. With
     ``parallel > 1`` that many runs go at once, each in its own process (the pool is
-    sent to each process once); the records come back in the same order as one by one.
+    sent to each process once) with ``cpu_count // parallel`` torch and BLAS threads;
+    the records come back in the same order as one by one.
 
     Raises:
         KeyError: For an unknown target or method (the message lists the known ones).
@@ -402,8 +404,10 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context("spawn"),
-                                 initializer=_set_worker_pool, initargs=(pool,)) as ex:
+        n_proc = min(parallel, len(todo))
+        threads = max(1, (os.cpu_count() or 1) // n_proc)
+        with ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn"),
+                                 initializer=_set_worker_pool, initargs=(pool, threads)) as ex:
             futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
             for future in as_completed(futures):
                 finished(future.result())
@@ -413,9 +417,15 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
 _WORKER_POOL: ReplayPool | None = None
 
 
-def _set_worker_pool(pool: ReplayPool) -> None:
+def _set_worker_pool(pool: ReplayPool, threads: int = 1) -> None:
+    """Worker set-up: the pool, and a share of the cores (runs at once do not oversubscribe)."""
     global _WORKER_POOL
     _WORKER_POOL = pool
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)  # numpy's BLAS, already loaded with the pool
 
 
 def _worker_run(target: str, method: str, seed: int, settings: dict[str, Any]

@@ -341,6 +341,9 @@ def bench_qm9_replay_cmd(
         help="Folder for the pool (QM9 indices, fixed at the first run), the runs (JSON "
              "lines, resumable), table and plot.")] = Path("runs/bench/qm9-replay"),
     json_out: JsonOpt = None,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Run nothing: table, plot and JSON from the runs already in "
+                              "--out (missing runs are named).")] = False,
 ) -> None:
     """Sample efficiency on QM9 replay: bodisc against the baselines, per target and seed.
 
@@ -379,12 +382,20 @@ def bench_qm9_replay_cmd(
     records = eff.run_benchmark(
         pool, target_list, method_list, _parse_seeds(seeds), calls=calls, batch=batch,
         start=start, checkpoints=checks, records_path=out / "qm9_replay.jsonl",
-        parallel=parallel,
+        parallel=parallel, run_missing=not report_only,
         progress=lambda r: typer.echo(
             f"{r['target']:>8} {r['method']:>22} seed {r['seed']}: "
             + ", ".join(f"top-1 % @{c} {r.get(f'top1pct_recall_{c}') or 0:.2f}" for c in checks)
             + f", best {r['best']:.3f}, calls to best {r['calls_to_max']}, "
               f"{r['wall_s']:.0f} s"))
+    have = {(r["target"], r["method"], r["seed"]) for r in records}
+    missing = [f"{t}/{m}/{s}" for t in target_list for m in method_list
+               for s in _parse_seeds(seeds) if (t, m, s) not in have]
+    if missing:
+        typer.echo(f"not run ({len(missing)}): {', '.join(missing)}")
+    if not records:
+        raise typer.BadParameter(f"no runs in {out / 'qm9_replay.jsonl'} for these targets, "
+                                 "methods and seeds", param_hint="--report-only")
     rows = eff.summarise(records, checks)
     table = eff.format_table(rows, checks)
     (out / "qm9_replay.md").write_text(f"Pool: {pool.note}.\n\n{table}\n")
@@ -393,7 +404,8 @@ def bench_qm9_replay_cmd(
     if json_out:
         payload = {"pool": pool.note, "settings": {
             "calls": calls, "batch": batch, "start": start, "checkpoints": list(checks),
-            "sample": sample, "sample_seed": sample_seed}, "summary": rows, "runs": records}
+            "sample": sample, "sample_seed": sample_seed}, "summary": rows,
+            "not_run": missing, "runs": records}
         json_out.write_text(json.dumps(payload, indent=1) + "\n")
         typer.echo(f"wrote {json_out}")
 

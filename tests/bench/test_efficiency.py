@@ -128,6 +128,19 @@ def test_records_resume_and_the_table_summarises(pool, tmp_path):
     assert cheap["top1pct_recall_40"] == np.mean([r["top1pct_recall_40"] for r in first
                                                   if r["method"] == "cheap"])
     assert "| gap_max | cheap | 2 | " in format_table(rows, (40,))
+    # the largest shortfall against cheap ranking along the curve, after the shared start
+    rand = next(r for r in rows if r["method"] == "random")
+    diffs = np.mean([np.subtract(a["recall_curve"], b["recall_curve"])
+                     for a, b in zip(first[:2], first[2:], strict=True)], axis=0)
+    assert rand["vs_cheap_worst"] == pytest.approx(diffs[1:].min())
+    assert rand["vs_cheap_worst_calls"] == first[0]["curve_calls"][1 + int(diffs[1:].argmin())]
+    assert cheap["vs_cheap_worst"] is None
+    # a report of what is there runs nothing and leaves out what is missing
+    more = run_benchmark(pool, ["gap_max"], ["random", "cheap", "rf"], [0, 1, 2], calls=40,
+                         batch=20, start=20, checkpoints=(40,), records_path=path,
+                         run_missing=False)
+    assert [(r["method"], r["seed"]) for r in more] == [(r["method"], r["seed"]) for r in first]
+    assert len(path.read_text().splitlines()) == 4
 
 
 def test_parallel_runs_give_the_same_records_in_the_same_order(pool, tmp_path):
@@ -156,6 +169,17 @@ def test_cli_writes_the_json_keys(cache_dir, tmp_path):
         assert set(RECORD_KEYS) <= set(r)
     assert (tmp_path / "out" / "qm9_replay.md").exists()
     assert (tmp_path / "out" / "qm9_replay.png").read_bytes()[:4] == b"\x89PNG"
+    report = subprocess.run(
+        [sys.executable, "-m", "bodisc.cli", "bench", "qm9-replay", "--targets", "dipole",
+         "--methods", "random,cheap,rf", "--seeds", "0-1", "--calls", "40", "--batch", "20",
+         "--start", "20", "--checkpoints", "40", "--cache-dir", str(cache_dir), "--out",
+         str(tmp_path / "out"), "--json", str(out), "--report-only"],
+        capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0, report.stderr
+    assert "not run (2): dipole/rf/0, dipole/rf/1" in report.stdout
+    data = json.loads(out.read_text())
+    assert len(data["runs"]) == 4 and data["not_run"] == ["dipole/rf/0", "dipole/rf/1"]
+    assert len((tmp_path / "out" / "qm9_replay.jsonl").read_text().splitlines()) == 4
     bad = subprocess.run([sys.executable, "-m", "bodisc.cli", "bench", "qm9-replay",
                           "--methods", "random,bogus"], capture_output=True, text=True)
     assert bad.returncode != 0 and "bogus" in bad.stderr and "tanimoto_ucb" in bad.stderr

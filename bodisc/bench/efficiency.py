@@ -411,7 +411,8 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
         n_proc = min(parallel, len(todo))
         threads = max(1, (os.cpu_count() or 1) // n_proc)
         with ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn"),
-                                 initializer=_set_worker_pool, initargs=(pool, threads)) as ex:
+                                 initializer=_set_worker_pool,
+                                 initargs=(pool, threads, os.getpid())) as ex:
             futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
             for future in as_completed(futures):
                 finished(future.result())
@@ -421,8 +422,16 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
 _WORKER_POOL: ReplayPool | None = None
 
 
-def _set_worker_pool(pool: ReplayPool, threads: int = 1) -> None:
-    """Worker set-up: the pool, and a share of the cores (runs at once do not oversubscribe)."""
+def _set_worker_pool(pool: ReplayPool, threads: int = 1, parent_pid: int | None = None
+                     ) -> None:
+    """Worker set-up: the pool, a share of the cores, and death with the benchmark's process.
+
+    Runs at once do not oversubscribe the cores; a killed benchmark leaves no run
+    computing on (each is minutes of work).
+    """
+    from bodisc.execution.local import _die_with_parent
+
+    _die_with_parent(parent_pid)
     global _WORKER_POOL
     _WORKER_POOL = pool
     import torch

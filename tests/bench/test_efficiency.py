@@ -184,3 +184,39 @@ def test_cli_writes_the_json_keys(cache_dir, tmp_path):
                           "--methods", "random,bogus"], capture_output=True, text=True)
     assert bad.returncode != 0 and "bogus" in bad.stderr and "tanimoto_ucb" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_parallel_run_processes_die_with_a_killed_benchmark(tmp_path):
+    """SIGKILL the benchmark's process: its run processes, mid-run, go too."""
+    import os
+    import time
+    from pathlib import Path
+
+    from tests.execution.test_local import _alive
+
+    pid_file = tmp_path / "worker.pid"
+    code = (
+        "import multiprocessing as mp, os\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from bodisc.bench.efficiency import _set_worker_pool\n"
+        "from tests.execution.test_local import _write_pid_and_sleep\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'),\n"
+        "            initializer=_set_worker_pool, initargs=(None, 1, os.getpid())) as ex:\n"
+        f"        ex.submit(_write_pid_and_sleep, {str(pid_file)!r}).result()\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    worker = int(pid_file.read_text())
+    assert _alive(worker)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, 9)
+    assert not alive

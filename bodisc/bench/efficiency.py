@@ -449,7 +449,7 @@ def _worker_run(target: str, method: str, seed: int, settings: dict[str, Any]
 
 def summarise(records: Sequence[dict[str, Any]],
               checkpoints: Sequence[int] = (500, 1000, 2000)) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds per (target, method).
+    """Mean and standard deviation over seeds per (target, method), in table order.
 
     ``calls_to_max`` is summarised by its median and the number of runs that found the
     pool's best molecule.
@@ -470,7 +470,8 @@ def summarise(records: Sequence[dict[str, Any]],
         row["vs_cheap_worst"], row["vs_cheap_worst_calls"] = _worst_against_cheap(
             rs, groups.get((target, "cheap"), []))
         rows.append(row)
-    return rows
+    order = {(t, m): (i, j) for i, t in enumerate(TARGETS) for j, m in enumerate(METHODS)}
+    return sorted(rows, key=lambda r: order.get((r["target"], r["method"]), (99, 99)))
 
 
 def _worst_against_cheap(runs: Sequence[dict[str, Any]], cheap: Sequence[dict[str, Any]]

@@ -545,7 +545,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.set_xlabel("oracle calls")
         ax.set_ylabel("share of the top 1 % found")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8)
+        ax.legend(fontsize=8)  # per panel: targets may have different methods
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -188,11 +188,7 @@ def test_cli_writes_the_json_keys(cache_dir, tmp_path):
 
 def test_parallel_run_processes_die_with_a_killed_benchmark(tmp_path):
     """SIGKILL the benchmark's process: its run processes, mid-run, go too."""
-    import os
-    import time
-    from pathlib import Path
-
-    from tests.execution.test_local import _alive
+    from tests.execution.test_local import worker_outlives_killed_owner
 
     pid_file = tmp_path / "worker.pid"
     code = (
@@ -205,18 +201,4 @@ def test_parallel_run_processes_die_with_a_killed_benchmark(tmp_path):
         "            initializer=_set_worker_pool, initargs=(None, 1, os.getpid())) as ex:\n"
         f"        ex.submit(_write_pid_and_sleep, {str(pid_file)!r}).result()\n"
     )
-    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    worker = int(pid_file.read_text())
-    assert _alive(worker)
-    owner.kill()
-    owner.wait()
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    alive = _alive(worker)
-    if alive:
-        os.kill(worker, 9)
-    assert not alive
+    assert worker_outlives_killed_owner(code, pid_file) is False

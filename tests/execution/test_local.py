@@ -71,19 +71,14 @@ def _alive(pid):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"),
                     reason="parent-death signals are Linux only")
-def test_workers_die_with_a_killed_campaign_process(tmp_path):
-    """SIGKILL the process that owns the pool: its worker, mid-task, goes too."""
+def worker_outlives_killed_owner(code, pid_file):
+    """Run ``code`` (an owner whose worker writes its pid to ``pid_file`` and sleeps),
+    SIGKILL the owner once the worker is up, and say whether the worker is still alive
+    10 s later (a survivor is then killed)."""
     import subprocess
-    pid_file = tmp_path / "worker.pid"
-    code = (
-        "from bodisc.execution import LocalExecutor\n"
-        "from tests.execution.test_local import _write_pid_and_sleep\n"
-        "if __name__ == '__main__':\n"
-        "    with LocalExecutor(1) as ex:\n"
-        f"        list(ex.run(_write_pid_and_sleep, [(0, ({str(pid_file)!r},))], 120))\n"
-    )
-    owner = subprocess.Popen([sys.executable, "-c", code],
-                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    from pathlib import Path
+
+    owner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
     deadline = time.monotonic() + 60
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -94,7 +89,23 @@ def test_workers_die_with_a_killed_campaign_process(tmp_path):
     deadline = time.monotonic() + 10
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(worker)
+    alive = _alive(worker)
+    if alive:
+        os.kill(worker, signal.SIGKILL)
+    return alive
+
+
+def test_workers_die_with_a_killed_campaign_process(tmp_path):
+    """SIGKILL the process that owns the pool: its worker, mid-task, goes too."""
+    pid_file = tmp_path / "worker.pid"
+    code = (
+        "from bodisc.execution import LocalExecutor\n"
+        "from tests.execution.test_local import _write_pid_and_sleep\n"
+        "if __name__ == '__main__':\n"
+        "    with LocalExecutor(1) as ex:\n"
+        f"        list(ex.run(_write_pid_and_sleep, [(0, ({str(pid_file)!r},))], 120))\n"
+    )
+    assert worker_outlives_killed_owner(code, pid_file) is False
 
 
 class _ReapedElsewhere:

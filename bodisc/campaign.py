@@ -562,7 +562,10 @@ class Campaign:
             {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
             if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
         if s.kind == "gp" and s.mean == "proxy":  # labels here are in maximisation form
-            options.update(proxy_column=self.descriptor_names.index(s.proxy),
+            from bodisc.config import parse_proxy
+
+            options.update(proxy_column={self.descriptor_names.index(name): factor
+                                         for name, factor in parse_proxy(s.proxy)},
                            proxy_sign=self.sign)
         model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
         if not hasattr(model, "hyper_state"):

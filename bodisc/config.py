@@ -107,11 +107,13 @@ class SurrogateConfig(_Frozen):
         default="constant",
         description="gp: prior mean; linear follows the descriptors' linear trend beyond "
                     "the labels (extrapolates along a cheap proxy such as the xTB dipole); "
-                    "proxy is linear in one descriptor, the label's own analogue (`proxy`), "
-                    "with the sign of that relation fixed: two parameters, well determined "
-                    "from the first few labels")
-    proxy: str = Field(default="mu", description="mean = 'proxy': the descriptor the label "
-                                                  "rises with (its cheap analogue)")
+                    "proxy is linear in the label's own cheap analogue (`proxy`), with the "
+                    "sign of that relation fixed: two parameters, well determined from the "
+                    "first few labels")
+    proxy: str = Field(default="mu", description="mean = 'proxy': the label's cheap analogue, "
+                                                  "a descriptor ('mu') or a signed sum of "
+                                                  "descriptors ('lumo - homo', '2*a + b'), "
+                                                  "which the label rises with")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "float64", "float32"] = Field(
         default="auto", description="auto: float64; float32 only with CUDA")
@@ -421,11 +423,18 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             file, "surrogate.precision", "float32",
             "float32 needs surrogate.device = 'cuda'; on the CPU the surrogate runs in float64",
         )
-    if config.surrogate.mean == "proxy" and config.surrogate.proxy not in names:
-        raise ConfigError(
-            file, "surrogate.proxy", config.surrogate.proxy,
-            f"must be one of the campaign's descriptors: {', '.join(names)}",
-        )
+    if config.surrogate.mean == "proxy":
+        try:
+            terms = parse_proxy(config.surrogate.proxy)
+        except ValueError as error:
+            raise ConfigError(file, "surrogate.proxy", config.surrogate.proxy,
+                              str(error)) from None
+        for name, _ in terms:
+            if name not in names:
+                raise ConfigError(
+                    file, "surrogate.proxy", config.surrogate.proxy,
+                    f"{name!r} must be one of the campaign's descriptors: {', '.join(names)}",
+                )
     if config.acquisition.name == "rank" and config.acquisition.rank_by not in names:
         raise ConfigError(
             file, "acquisition.rank_by", config.acquisition.rank_by,
@@ -585,3 +594,41 @@ def _check_seeds(file: str, config: CampaignConfig) -> None:
                 file, field, smiles, f"same molecule as seed_molecules[{seen[key]}]; remove one"
             )
         seen[key] = i
+
+
+def parse_proxy(text: str) -> tuple[tuple[str, float], ...]:
+    """The terms of a ``[surrogate] proxy``: a descriptor or a signed sum of descriptors.
+
+    ``"mu"`` -> ``(("mu", 1.0),)``; ``"lumo - homo"`` -> ``(("lumo", 1.0), ("homo", -1.0))``;
+    a term may carry a factor, ``"0.5*alpha"``. Binary ``+`` and ``-`` need spaces around
+    them, because descriptor names may contain other symbols (``alpha/Vm``, ``min(mbo)``).
+
+    Raises:
+        ValueError: For an empty term or a factor that is not a number (the message says
+            what is allowed).
+    """
+    import re
+
+    allowed = "a descriptor name or a signed sum such as 'lumo - homo' or '2*a + b'"
+    parts = re.split(r"\s+([+-])\s+", text.strip())
+    signs = [1.0] + [1.0 if op == "+" else -1.0 for op in parts[1::2]]
+    terms: dict[str, float] = {}
+    for sign, term in zip(signs, parts[0::2], strict=True):
+        term = term.strip()
+        if term.startswith("-"):
+            sign, term = -sign, term[1:].strip()
+        factor = 1.0
+        if "*" in term:
+            number, _, term = term.partition("*")
+            try:
+                factor = float(number)
+            except ValueError:
+                raise ValueError(f"factor {number.strip()!r} is not a number; "
+                                 f"write {allowed}") from None
+            term = term.strip()
+        if not term:
+            raise ValueError(f"an empty term; write {allowed}")
+        terms[term] = terms.get(term, 0.0) + sign * factor
+    if not any(terms.values()):
+        raise ValueError(f"the terms cancel; write {allowed}")
+    return tuple(terms.items())

@@ -25,6 +25,17 @@ Methods (:data:`METHODS`):
   cheap ranking on the dipole after the first batch where the constant mean reached
   0.29 of the top 1 % against 0.39, and found 0.35 of the gap-maximum top 1 % after it
   against 0.15.
+* ``gp_proxy_greedy``: bodisc's GP with the proxy prior mean, linear in the target's own
+  xTB analogue (``[surrogate] mean = "proxy"``, ``proxy = "mu"`` or ``"lumo - homo"``),
+  and the largest posterior means (``[acquisition] name = "greedy"``). Where the labels
+  say little (the first batches, and far out along the analogue) it ranks as cheap
+  ranking does, so it does not squander the cheap signal while the analogue alone is at
+  the ceiling; the kernel then learns where the labels depart from the analogue. It
+  does not explore: on the full pool (seed 0) UCB with the same mean trailed cheap
+  ranking by up to 7 molecules of 1,318 in the first batches of the gap minimum and by 5
+  of 1,308 on the dipole, and found 0.87 of the gap-maximum top 1 % after 2,000 calls
+  against this method's 0.83 (measurements of the session that added it; the records
+  of the committed runs are the figures to quote).
 * ``xgp_ucb``: bodisc's extrapolation-aware GP (with the ILR categories), UCB.
 * ``gp_ucb_no_analogue``: ``gp_ucb`` without the descriptors that make up the target's
   own analogue (``mu``; ``homo`` and ``lumo``): what the model learns beyond the proxy.
@@ -71,7 +82,7 @@ TARGETS: dict[str, tuple[str, int]] = {
 #: Methods in the order tables list them.
 METHODS: tuple[str, ...] = (
     "random", "cheap", "rf", "tanimoto_ucb", "gp_ucb", "gp_logei", "gp_thompson",
-    "xgp_ucb", "gp_ucb_no_analogue",
+    "gp_proxy_greedy", "xgp_ucb", "gp_ucb_no_analogue",
 )
 
 #: Re-optimise GP hyperparameters once the labels grew by this factor.
@@ -224,6 +235,14 @@ def make_chooser(method: str, pool: ReplayPool, target: str) -> Chooser:
         return _Tanimoto(pool.features("counts"))
     if method in ("gp_logei", "gp_ucb", "gp_thompson"):
         return _GP(pool.X, method.split("_")[1], "gp", mean="linear")
+    if method == "gp_proxy_greedy":
+        from bodisc.data.qm9 import QM9_TARGETS
+
+        names = list(pool.names)
+        terms = {names.index(name): factor
+                 for name, factor in QM9_TARGETS[qm9_target].analogue_terms}
+        return _GP(pool.X, "greedy", "gp", mean="proxy", proxy_column=terms,
+                   proxy_sign=float(sign))
     if method == "xgp_ucb":
         return _GP(pool.features("categorised"), "ucb", "xgp")
     if method == "gp_ucb_no_analogue":
@@ -274,8 +293,10 @@ class _Tanimoto:
 class _GP:
     """bodisc's surrogate and acquisition, as a campaign runs them."""
 
-    def __init__(self, X: np.ndarray, acquisition: str, kind: str, mean: str = "constant") -> None:
-        self.X, self.acquisition, self.kind, self.mean = X, acquisition, kind, mean
+    def __init__(self, X: np.ndarray, acquisition: str, kind: str, mean: str = "constant",
+                 **options: Any) -> None:
+        self.X, self.acquisition, self.kind = X, acquisition, kind
+        self.options = {"mean": mean, **options} if kind == "gp" else {}
         self.state: dict[str, list[float]] | None = None
         self.optimised_at = 0
 
@@ -286,8 +307,7 @@ class _GP:
         from bodisc.surrogates.gp import SMALL_N, GPSurrogate, torch_threads
 
         with torch_threads(1 if len(labelled) < SMALL_N else None):
-            model = build_surrogate(self.kind, device="cpu",
-                                    **({"mean": self.mean} if self.kind == "gp" else {}))
+            model = build_surrogate(self.kind, device="cpu", **self.options)
             if isinstance(model, GPSurrogate):
                 optimise = self.state is None or len(labelled) >= self.optimised_at * REFIT_GROWTH
                 model.fit(self.X[labelled], labels, init=self.state, optimise=optimise)

@@ -49,7 +49,8 @@ def build_surrogate(kind: str, kernel: str = "matern52", device: str = "auto",
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float64`` or ``float32`` (GP kinds).
         **options: For ``gp``: ``mean`` (``constant``, ``linear`` or ``proxy``, with
-            ``proxy_column`` and ``proxy_sign``); for ``sparse``:
+            ``proxy_column``, a column or a mapping column -> coefficient, and
+            ``proxy_sign``); for ``sparse``:
             ``subset``, ``inducing``, ``seed``.
     """
     from bodisc.surrogates.gp import GPSurrogate

@@ -19,7 +19,7 @@ factor. ``tests/surrogates/test_gp.py`` checks these against ``model.posterior``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -146,21 +146,29 @@ class GPSurrogate:
             the labels the prediction follows the linear trend instead of falling back
             to a constant, which is what lets a GP extrapolate along a cheap proxy such
             as the xTB dipole; see the QMex/ILR basis in DESIGN.md), or ``proxy``
-            (``c + s * x[proxy_column]`` with ``s`` of the sign ``proxy_sign``: the
-            labels' own cheap analogue, two parameters, so well determined from a
-            handful of labels where the linear mean's ``d + 1`` are not).
-        proxy_column: For ``proxy``: the column of the analogue in ``X``.
+            (``c + s * a(x)`` with ``s`` of the sign ``proxy_sign``, ``a`` the labels' own
+            cheap analogue: two parameters, so well determined from a handful of labels
+            where the linear mean's ``d + 1`` are not).
+        proxy_column: For ``proxy``: the column of the analogue in ``X``, or a mapping
+            column -> coefficient for an analogue that is a combination of columns in
+            their own units (the xTB HOMO-LUMO gap: ``{lumo: 1.0, homo: -1.0}``).
         proxy_sign: For ``proxy``: ``+1`` if the labels rise with the analogue, ``-1``
             if they fall (a minimised target in maximisation form).
     """
 
     def __init__(self, kernel: str = "matern52", device: str = "auto",
-                 dtype: str = "auto", mean: str = "constant", proxy_column: int = 0,
-                 proxy_sign: float = 1.0) -> None:
+                 dtype: str = "auto", mean: str = "constant",
+                 proxy_column: int | Mapping[int, float] = 0, proxy_sign: float = 1.0) -> None:
         if mean not in MEANS:
             raise ValueError(f"unknown GP mean {mean!r}; choose one of: {', '.join(MEANS)}")
         self.mean_name = mean
-        self.proxy = (int(proxy_column), 1.0 if proxy_sign >= 0 else -1.0)
+        terms = ({int(proxy_column): 1.0} if isinstance(proxy_column, (int, np.integer))
+                 else {int(c): float(w) for c, w in proxy_column.items()})
+        if not terms or not any(terms.values()):
+            raise ValueError(f"proxy mean: no analogue column with a non-zero coefficient "
+                             f"in {proxy_column!r}")
+        self.proxy_terms = terms
+        self.proxy_sign = 1.0 if proxy_sign >= 0 else -1.0
         self.kernel_name = kernel
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -190,10 +198,11 @@ class GPSurrogate:
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         self.scaler = Scaler.fit(X)
-        train_x = self._tensor(self.scaler.transform(X))
+        self._train_z = self.scaler.transform(X)
+        train_x = self._tensor(self._train_z)
         train_y = self._tensor(np.asarray(y, dtype=float).reshape(-1, 1))
         model = make_model(train_x, train_y, self.kernel_name, mean=self.mean_name,
-                           proxy=self.proxy)
+                           proxy=(self._proxy_direction(X.shape[1]), self.proxy_sign))
         model = model.to(device=self.device, dtype=self.dtype)
         warm = init is not None and load_hyper_state(model, init)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
@@ -206,6 +215,25 @@ class GPSurrogate:
         self.model = model
         self._cache(train_x)
         return self
+
+    def _proxy_direction(self, d: int) -> np.ndarray:
+        """The analogue as a direction in the scaled descriptors, shape ``(d,)``.
+
+        A combination ``sum_c w_c * x_c`` of columns in their own units is, in the
+        z-scored columns, ``sum_c w_c * std_c * z_c`` (plus a constant the mean's bias
+        takes); divided by its standard deviation on the training descriptors, so the
+        slope is in label standard deviations per analogue standard deviation, as with a
+        single column. Shape ``(d,)``.
+        """
+        assert self.scaler is not None
+        w = np.zeros(d)
+        for column, coefficient in self.proxy_terms.items():
+            if not 0 <= column < d:
+                raise ValueError(f"proxy mean: column {column} is not among the {d} descriptors")
+            w[column] += coefficient * self.scaler.std[column]
+        if len(self.proxy_terms) == 1:
+            return w / np.abs(w).sum()  # one z-scored column: standard deviation 1 already
+        return w / max(float(np.std(self._train_z @ w)), 1e-12)
 
     def _fit_mll(self, mll: Any) -> None:
         import torch
@@ -476,7 +504,7 @@ class ShortlistPosterior:
 
 def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "matern52",
                batch_shape: torch.Size | None = None, mean: str = "constant",
-               proxy: tuple[int, float] = (0, 1.0)) -> Any:
+               proxy: tuple[Any, float] | None = None) -> Any:
     """The botorch model every exact GP here uses.
 
     ``SingleTaskGP`` with an ARD Matern-5/2 (or Matern-3/2, RBF) kernel and botorch's
@@ -490,7 +518,8 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
         batch_shape: ``(k,)`` for k independent models fitted as one.
         mean: ``constant``, ``linear`` (gpytorch ``LinearMean`` on the scaled
             descriptors, bias included) or ``proxy`` (:class:`ProxyMean`).
-        proxy: For ``proxy``: ``(column, sign)`` of the analogue.
+        proxy: For ``proxy``: ``(direction (d,), sign)`` of the analogue in the scaled
+            descriptors (:func:`ProxyMean`).
     """
     import torch
     from botorch.models import SingleTaskGP
@@ -514,7 +543,11 @@ def make_model(train_x: torch.Tensor, train_y: torch.Tensor, kernel: str = "mate
                 mean_module.weights.zero_()
                 mean_module.bias.zero_()
         elif mean == "proxy":
-            mean_module = ProxyMean(proxy[0], proxy[1], batch_shape=shape)
+            if proxy is None:
+                raise ValueError("mean = 'proxy' needs the analogue's direction")
+            direction = torch.as_tensor(np.asarray(proxy[0], dtype=float),
+                                        dtype=train_x.dtype, device=train_x.device)
+            mean_module = ProxyMean(direction, proxy[1], batch_shape=shape)
         return SingleTaskGP(train_x, train_y, covar_module=covar, mean_module=mean_module,
                             outcome_transform=Standardize(m=1, batch_shape=shape))
 
@@ -526,9 +559,10 @@ def _proxy_mean_class() -> type:
     from gpytorch.means import Mean
 
     class _ProxyMean(Mean):  # type: ignore[misc]
-        def __init__(self, column: int, sign: float, batch_shape: torch.Size) -> None:
+        def __init__(self, direction: torch.Tensor, sign: float,
+                     batch_shape: torch.Size) -> None:
             super().__init__()
-            self.column = int(column)
+            self.register_buffer("direction", direction.reshape(-1).clone())
             self.sign = float(sign)
             self.register_parameter("raw_slope",
                                     torch.nn.Parameter(torch.zeros(*batch_shape, 1)))
@@ -539,20 +573,21 @@ def _proxy_mean_class() -> type:
             return self.sign * torch.nn.functional.softplus(self.raw_slope)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.bias + self.slope * x[..., self.column]
+            return self.bias + self.slope * (x @ self.direction.to(x))
 
     return _ProxyMean
 
 
-def ProxyMean(column: int, sign: float = 1.0, batch_shape: Any = None) -> Any:  # noqa: N802
-    """Prior mean ``c + sign * softplus(raw_slope) * x[..., column]``: linear in the analogue.
+def ProxyMean(direction: Any, sign: float = 1.0, batch_shape: Any = None) -> Any:  # noqa: N802
+    """Prior mean ``c + sign * softplus(raw_slope) * (x @ direction)``: linear in the analogue.
 
     The slope's sign is fixed (the labels rise, or fall, with their analogue), so a few
     labels cannot turn the proxy upside down; both parameters start without a random draw
     (``c = 0``, slope ``softplus(0) = 0.69`` standard deviations per standard deviation).
 
     Args:
-        column: The analogue's column in the scaled descriptors ``(..., n, d)``.
+        direction: The analogue in the scaled descriptors ``(..., n, d)``: a tensor of
+            shape ``(d,)`` (one column: a unit vector).
         sign: ``+1``: the labels rise with the analogue; ``-1``: they fall.
         batch_shape: Batch shape of the parameters (default: none).
 
@@ -561,18 +596,16 @@ def ProxyMean(column: int, sign: float = 1.0, batch_shape: Any = None) -> Any:  
     """
     import torch
 
-    return _proxy_mean_class()(column, sign, batch_shape or torch.Size([]))
+    return _proxy_mean_class()(direction, sign, batch_shape or torch.Size([]))
 
 
 def _mean_parts(mean_module: Any, d: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``(weights (d,) or None, constant ())`` of a constant, linear or proxy mean."""
-    import torch
     from gpytorch.means import LinearMean
 
     if isinstance(mean_module, _proxy_mean_class()):
         bias = mean_module.bias.detach().reshape(())
-        w = torch.zeros(d, dtype=bias.dtype, device=bias.device)
-        w[mean_module.column] = mean_module.slope.detach().reshape(())
+        w = mean_module.direction.to(bias) * mean_module.slope.detach().reshape(())
         return w, bias
     if isinstance(mean_module, LinearMean):
         return mean_module.weights.detach().reshape(-1), mean_module.bias.detach().reshape(())

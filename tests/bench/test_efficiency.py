@@ -106,6 +106,26 @@ def test_the_ablation_drops_the_analogue_descriptors(pool):
     assert chooser.X.shape[1] == pool.X.shape[1] - 1  # mu
 
 
+def test_the_proxy_mean_method_follows_the_targets_own_analogue(pool):
+    """gp_proxy_greedy's prior mean is the target's xTB analogue with the target's sign: on
+    the gap ``lumo - homo`` (two columns), falling for the gap minimum; its first batch
+    after the start equals cheap ranking's on the dipole or differs in few molecules."""
+    names = list(pool.names)
+    lumo, homo = names.index("lumo"), names.index("homo")
+    for target, sign in (("gap_max", 1.0), ("gap_min", -1.0)):
+        chooser = make_chooser("gp_proxy_greedy", pool, target)
+        assert chooser.acquisition == "greedy"
+        assert chooser.options["proxy_column"] == {lumo: 1.0, homo: -1.0}
+        assert chooser.options["proxy_sign"] == sign
+    y = pool.labels["dipole"]
+    start = np.random.default_rng(0).choice(len(pool), START, replace=False)
+    free = np.setdiff1d(np.arange(len(pool)), start)
+    rng = np.random.default_rng(0)
+    picked = make_chooser("gp_proxy_greedy", pool, "dipole")(start, y[start], free, BATCH, rng)
+    ranked = make_chooser("cheap", pool, "dipole")(start, y[start], free, BATCH, rng)
+    assert len(set(picked.tolist()) & set(ranked.tolist())) >= BATCH // 2
+
+
 def test_unknown_names_list_the_known_ones(pool):
     with pytest.raises(KeyError, match="choose from: random, cheap"):
         run_benchmark(pool, ["dipole"], ["bogus"], [0])

@@ -154,6 +154,35 @@ def test_proxy_mean_ranks_by_the_analogue_from_a_few_labels():
     assert m_far[1] > m_far[0] > y[train].max()
 
 
+def test_proxy_mean_of_a_combination_follows_it_in_its_own_units():
+    """An analogue that is a difference of two columns on different scales (an xTB gap,
+    ``lumo - homo``): the proxy mean of the combination ranks by it from eight labels,
+    a proxy mean of either column alone does not, and far out along the combination the
+    prediction keeps rising."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 4)) * np.array([1.0, 3.0, 0.2, 1.0])
+    gap = X[:, 1] - X[:, 2]  # column 2 is small but not negligible
+    y = 1.5 * gap + 0.2 * np.sin(2 * X[:, 0]) + 0.05 * rng.standard_normal(300)
+    train, test = np.arange(8), np.arange(8, 300)
+    both = GPSurrogate(device="cpu", mean="proxy", proxy_column={1: 1.0, 2: -1.0})
+    m = both.fit(X[train], y[train]).predict(X[test])[0]
+    rho = spearmanr(m, y[test])[0]
+    assert rho > 0.95
+    direction = both.model.mean_module.direction.numpy()
+    np.testing.assert_allclose(direction[[0, 3]], 0.0)
+    assert direction[1] > 0 > direction[2]
+    alone = GPSurrogate(device="cpu", mean="proxy", proxy_column=2).fit(X[train], y[train])
+    assert rho > spearmanr(alone.predict(X[test])[0], y[test])[0] + 0.1
+    far = np.zeros((2, 4))
+    far[:, 1] = [10.0, 20.0]
+    m_far = both.predict(far)[0]
+    assert m_far[1] > m_far[0] > y[train].max()
+    with pytest.raises(ValueError, match="no analogue column"):
+        GPSurrogate(mean="proxy", proxy_column={1: 0.0})
+
+
 def test_proxy_mean_slope_keeps_its_sign():
     """Labels that fall with the analogue: with sign +1 the slope stays >= 0 (the proxy
     cannot be turned upside down), with sign -1 it follows them."""

@@ -31,8 +31,8 @@ Methods (:data:`METHODS`):
   say little (the first batches, and far out along the analogue) it ranks as the
   analogue does, and the kernel learns where the labels depart from it. Measured on all
   of QM9 (README): never behind cheap ranking on the dipole (5 seeds) and the gap maximum
-  (2 seeds), but without exploration it finds less of the gap-maximum top 1 % after
-  2,000 calls than UCB with the linear mean (0.84 against 0.91), and on the gap minimum
+  (3 seeds), but without exploration it finds less of the gap-maximum top 1 % after
+  2,000 calls than UCB with the linear mean (0.85 against 0.91), and on the gap minimum
   one seed's first batch fell 23 molecules behind cheap ranking's.
 * ``xgp_ucb``: bodisc's extrapolation-aware GP (with the ILR categories), UCB.
 * ``gp_ucb_no_analogue``: ``gp_ucb`` without the descriptors that make up the target's

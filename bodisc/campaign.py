@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get
+from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get, parse_proxy
 from bodisc.errors import StoreError
 from bodisc.failpoints import failpoint
 from bodisc.store import CampaignStore, Job, NewJob
@@ -562,8 +562,6 @@ class Campaign:
             {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
             if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
         if s.kind == "gp" and s.mean == "proxy":  # labels here are in maximisation form
-            from bodisc.config import parse_proxy
-
             options.update(proxy_column={self.descriptor_names.index(name): factor
                                          for name, factor in parse_proxy(s.proxy)},
                            proxy_sign=self.sign)

@@ -198,11 +198,11 @@ class GPSurrogate:
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
         self.scaler = Scaler.fit(X)
-        self._train_z = self.scaler.transform(X)
-        train_x = self._tensor(self._train_z)
+        train_z = self.scaler.transform(X)
+        train_x = self._tensor(train_z)
         train_y = self._tensor(np.asarray(y, dtype=float).reshape(-1, 1))
         model = make_model(train_x, train_y, self.kernel_name, mean=self.mean_name,
-                           proxy=(self._proxy_direction(X.shape[1]), self.proxy_sign))
+                           proxy=(self._proxy_direction(train_z), self.proxy_sign))
         model = model.to(device=self.device, dtype=self.dtype)
         warm = init is not None and load_hyper_state(model, init)
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
@@ -216,8 +216,8 @@ class GPSurrogate:
         self._cache(train_x)
         return self
 
-    def _proxy_direction(self, d: int) -> np.ndarray:
-        """The analogue as a direction in the scaled descriptors, shape ``(d,)``.
+    def _proxy_direction(self, train_z: np.ndarray) -> np.ndarray:
+        """The analogue as a direction in the scaled descriptors ``train_z`` ``(n, d)``.
 
         A combination ``sum_c w_c * x_c`` of columns in their own units is, in the
         z-scored columns, ``sum_c w_c * std_c * z_c`` (plus a constant the mean's bias
@@ -226,6 +226,7 @@ class GPSurrogate:
         single column. Shape ``(d,)``.
         """
         assert self.scaler is not None
+        d = train_z.shape[1]
         w = np.zeros(d)
         for column, coefficient in self.proxy_terms.items():
             if not 0 <= column < d:
@@ -233,7 +234,7 @@ class GPSurrogate:
             w[column] += coefficient * self.scaler.std[column]
         if len(self.proxy_terms) == 1:
             return w / np.abs(w).sum()  # one z-scored column: standard deviation 1 already
-        return w / max(float(np.std(self._train_z @ w)), 1e-12)
+        return w / max(float(np.std(train_z @ w)), 1e-12)
 
     def _fit_mll(self, mll: Any) -> None:
         import torch

@@ -206,6 +206,8 @@ def test_cli_writes_the_json_keys(cache_dir, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="parent-death signals are Linux only")
 def test_parallel_run_processes_die_with_a_killed_benchmark(tmp_path):
     """SIGKILL the benchmark's process: its run processes, mid-run, go too."""
     from tests.execution.test_local import worker_outlives_killed_owner

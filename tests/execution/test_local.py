@@ -69,8 +69,6 @@ def _alive(pid):
         return fh.read().split(")")[-1].split()[0] != "Z"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"),
-                    reason="parent-death signals are Linux only")
 def worker_outlives_killed_owner(code, pid_file):
     """Run ``code`` (an owner whose worker writes its pid to ``pid_file`` and sleeps),
     SIGKILL the owner once the worker is up, and say whether the worker is still alive
@@ -95,6 +93,8 @@ def worker_outlives_killed_owner(code, pid_file):
     return alive
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="parent-death signals are Linux only")
 def test_workers_die_with_a_killed_campaign_process(tmp_path):
     """SIGKILL the process that owns the pool: its worker, mid-task, goes too."""
     pid_file = tmp_path / "worker.pid"

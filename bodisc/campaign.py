@@ -387,12 +387,15 @@ class Campaign:
     def _choose(self, it: int, candidates: Sequence[Any], q: int, rng: np.random.Generator,
                 timings: dict[str, float]
                 ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
-        from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select
+        from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select, staged
 
         cfg = self.config
         if self.fidelity is not None:
             return self._choose_multifidelity(it, candidates, q, rng, timings)
-        name = cfg.acquisition.name
+        assert self.store is not None
+        acq = cfg.acquisition
+        name = staged(acq.name, it, self.store.calls_used(), cfg.budget.oracle_calls,
+                      acq.warmup_batches, acq.greedy_until)
         spec = ACQUISITIONS[name]
         labelled = self._labelled()
         if not spec.needs_descriptors:
@@ -412,8 +415,10 @@ class Campaign:
         q = min(q, len(cand))
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
         if not spec.needs_model:
-            column = self.descriptor_names.index(cfg.acquisition.rank_by)
-            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * X_c[:, column])
+            weights = np.zeros(X_c.shape[1])
+            for descriptor, factor in parse_proxy(acq.rank_by):
+                weights[self.descriptor_names.index(descriptor)] += factor
+            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * (X_c @ weights))
             sel = select(name, ctx)
             return ([NewJob(cand[i].inchikey, acq_value=float(a))
                      for i, a in zip(sel.index, sel.score, strict=True)], len(cand), None)
@@ -425,7 +430,7 @@ class Campaign:
         from bodisc.surrogates.gp import SMALL_N, torch_threads
 
         with torch_threads(1 if len(train) < SMALL_N else None):
-            return self._fit_and_select(it, train, cand, feats, q, rng, timings)
+            return self._fit_and_select(it, train, cand, feats, q, rng, timings, name)
 
     def _choose_multifidelity(self, it: int, candidates: Sequence[Any], q: int,
                               rng: np.random.Generator, timings: dict[str, float]
@@ -511,7 +516,7 @@ class Campaign:
 
     def _fit_and_select(self, it: int, train: list[Job], cand: Sequence[Any],
                         feats: dict[str, list[float]], q: int, rng: np.random.Generator,
-                        timings: dict[str, float]
+                        timings: dict[str, float], name: str
                         ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
         from bodisc.acquisition import AcquisitionContext, select
         from bodisc.surrogates import uses_categories, with_categories
@@ -532,7 +537,7 @@ class Campaign:
         self.reporter.phase(it, "acquire")
         t0 = time.perf_counter()
         ctx = AcquisitionContext(X_c, q, float(y_t.max()), rng, gp, cfg.acquisition.beta)
-        sel = select(cfg.acquisition.name, ctx)
+        sel = select(name, ctx)
         mean, std = gp.predict(X_c[sel.index])
         timings["score_s"] = time.perf_counter() - t0
         jobs = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,12 +134,24 @@ class SurrogateConfig(_Frozen):
 
 
 class AcquisitionConfig(_Frozen):
-    """Acquisition strategy and batch size (the name is checked against the registry)."""
+    """Acquisition strategy and batch size (the name is checked against the registry).
+
+    With ``warmup_batches`` and ``greedy_until`` a campaign runs in stages
+    (:func:`bodisc.acquisition.staged`): ``rank`` by ``rank_by`` for the first batches,
+    ``greedy`` until that share of the budget is spent, then ``name``.
+    """
 
     name: str = "logei"
     batch_size: int = Field(default=10, ge=1)
     beta: float = Field(default=2.0, gt=0.0, description="UCB exploration weight")
-    rank_by: str = Field(default="mu", description="descriptor that 'rank' orders by")
+    rank_by: str = Field(default="mu", description="descriptor, or signed sum of descriptors "
+                         "('lumo - homo'), that 'rank' and the warm-up batches order by")
+    warmup_batches: int = Field(
+        default=0, ge=0, description="batches after the seeds ranked by rank_by, before "
+        "the model chooses (its labels are all far from the extreme the ranking reaches)")
+    greedy_until: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of the oracle budget up to which "
+        "model batches are greedy (largest posterior means); `name` chooses after it")
 
 
 class OracleConfig(_Frozen):
@@ -424,22 +437,9 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             "float32 needs surrogate.device = 'cuda'; on the CPU the surrogate runs in float64",
         )
     if config.surrogate.mean == "proxy":
-        try:
-            terms = parse_proxy(config.surrogate.proxy)
-        except ValueError as error:
-            raise ConfigError(file, "surrogate.proxy", config.surrogate.proxy,
-                              str(error)) from None
-        for name, _ in terms:
-            if name not in names:
-                raise ConfigError(
-                    file, "surrogate.proxy", config.surrogate.proxy,
-                    f"{name!r} must be one of the campaign's descriptors: {', '.join(names)}",
-                )
-    if config.acquisition.name == "rank" and config.acquisition.rank_by not in names:
-        raise ConfigError(
-            file, "acquisition.rank_by", config.acquisition.rank_by,
-            f"must be one of the campaign's descriptors: {', '.join(names)}",
-        )
+        _check_terms(file, "surrogate.proxy", config.surrogate.proxy, names)
+    if config.acquisition.name == "rank" or config.acquisition.warmup_batches > 0:
+        _check_terms(file, "acquisition.rank_by", config.acquisition.rank_by, names)
     try:
         oracle_cls = resolve_oracle(config.oracle.name)
     except Exception as exc:  # noqa: BLE001 - any resolution problem is a config problem
@@ -594,6 +594,18 @@ def _check_seeds(file: str, config: CampaignConfig) -> None:
                 file, field, smiles, f"same molecule as seed_molecules[{seen[key]}]; remove one"
             )
         seen[key] = i
+
+
+def _check_terms(file: str, field: str, text: str, names: Sequence[str]) -> None:
+    """A descriptor or signed sum of descriptors (:func:`parse_proxy`) of the campaign's."""
+    try:
+        terms = parse_proxy(text)
+    except ValueError as error:
+        raise ConfigError(file, field, text, str(error)) from None
+    for name, _ in terms:
+        if name not in names:
+            raise ConfigError(file, field, text, f"{name!r} must be one of the campaign's "
+                                                 f"descriptors: {', '.join(names)}")
 
 
 def parse_proxy(text: str) -> tuple[tuple[str, float], ...]:

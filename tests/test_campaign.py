@@ -59,6 +59,28 @@ def test_campaign_runs_and_reports(tmp_path):
     assert "results.csv" in arts
 
 
+def test_staged_campaign_ranks_then_exploits_then_explores(tmp_path):
+    """``warmup_batches = 1``, ``greedy_until = 0.6`` of 13 calls, name ``ucb``: iteration 1
+    is ranked by ``rank_by`` (a signed sum; no model prediction stored, the score is the
+    descriptor value), iteration 2 (7 calls spent) greedy (score = posterior mean),
+    iteration 3 (10 spent) UCB (score above the mean)."""
+    text = TINY.replace('name = "logei"', 'name = "ucb"\nwarmup_batches = 1\n'
+                        'greedy_until = 0.6\nrank_by = "lumo - homo"')
+    path = write_campaign(tmp_path, text.replace("oracle_calls = 10", "oracle_calls = 13"))
+    proc = start(path, tmp_path)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    with sqlite3.connect(tmp_path / "runs/tiny/store.sqlite") as db:
+        rows = db.execute("SELECT iteration, pred_mean, pred_std, acq_value FROM jobs "
+                          "WHERE iteration > 0 ORDER BY iteration, rank").fetchall()
+    by_it = {it: [r[1:] for r in rows if r[0] == it] for it in (1, 2, 3)}
+    assert [len(v) for v in by_it.values()] == [3, 3, 3]
+    ranked = [a for m, s, a in by_it[1]]
+    assert all(m is None for m, s, a in by_it[1]) and ranked == sorted(ranked, reverse=True)
+    assert all(abs(a - m) < 1e-9 for m, s, a in by_it[2])
+    assert all(a > m + 1e-6 for m, s, a in by_it[3])
+
+
 def test_kill_and_resume_holds_each_oracle_call_exactly_once(tmp_path):
     ref_dir, kill_dir = tmp_path / "ref", tmp_path / "kill"
     ref_dir.mkdir()

@@ -104,6 +104,32 @@ def register(name: str, needs_model: bool = True,
     return wrap
 
 
+def staged(name: str, iteration: int, calls_used: int, budget: int, warmup_batches: int = 0,
+           greedy_until: float = 0.0) -> str:
+    """The strategy of one batch of a staged campaign.
+
+    Iterations ``1 .. warmup_batches`` (iteration 0 labels the seeds) are ``rank``: the
+    labels so far lie where typical molecules are, and a model's correction learnt there
+    does not carry to the far end of the cheap analogue where the batch will come from.
+    Then ``greedy`` while fewer than ``greedy_until * budget`` oracle calls are spent (the
+    analogue's extreme is exploited while it lasts), then ``name``. With the defaults
+    every batch is ``name``.
+
+    Args:
+        name: The campaign's strategy.
+        iteration: The batch's iteration (1 for the first after the seeds).
+        calls_used: Oracle calls spent before the batch.
+        budget: The campaign's oracle calls.
+        warmup_batches: Batches ranked by the analogue.
+        greedy_until: Share of the budget spent on greedy batches.
+    """
+    if iteration <= warmup_batches:
+        return "rank"
+    if calls_used < greedy_until * budget:
+        return "greedy"
+    return name
+
+
 def select(name: str, ctx: AcquisitionContext) -> Selection:
     """Run the strategy ``name`` (must be registered)."""
     return ACQUISITIONS[name].fn(ctx)

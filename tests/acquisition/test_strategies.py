@@ -139,3 +139,12 @@ def test_bounded_first_scores_give_the_same_batch(problem, monkeypatch, name):
     mean_b, std_ub = gp.predict_bound(Xc, rows=5)
     np.testing.assert_allclose(mean_b, mean, rtol=1e-10, atol=1e-10)
     assert np.all(std_ub >= std - 1e-9)
+
+
+def test_staged_campaign_stages_follow_the_iteration_and_the_calls_spent():
+    from bodisc.acquisition import staged
+
+    stages = [staged("ucb", it, 4 + 10 * (it - 1), 100, warmup_batches=2, greedy_until=0.5)
+              for it in range(1, 11)]
+    assert stages == ["rank", "rank"] + ["greedy"] * 3 + ["ucb"] * 5  # 44 < 50 <= 54 calls
+    assert staged("logei", 1, 4, 100) == "logei"  # no stages: the campaign's strategy

@@ -126,6 +126,35 @@ def test_the_proxy_mean_method_follows_the_targets_own_analogue(pool):
     assert len(set(picked.tolist()) & set(ranked.tolist())) >= BATCH // 2
 
 
+def test_the_staged_method_ranks_by_the_analogue_then_exploits_then_explores(pool):
+    """gp_proxy_staged: two batches in the analogue's order after the start, then the
+    proxy-mean GP's greedy batches (the same as gp_proxy_greedy's from the same labels),
+    UCB batches from half the budget on."""
+    calls, start_n = 200, START
+    y = -pool.labels["gap"]  # gap_min in maximisation form
+    order = np.random.default_rng(3).permutation(len(pool))
+    staged = make_chooser("gp_proxy_staged", pool, "gap_min", calls=calls, start=start_n,
+                          batch=BATCH)
+    cheap = make_chooser("cheap", pool, "gap_min")
+    rng = np.random.default_rng(0)
+
+    def step(chooser, n):
+        labelled = order[:n]
+        return chooser(labelled, y[labelled], np.sort(order[n:]), BATCH, rng)
+
+    for n in (start_n, start_n + BATCH):  # the two warm-up batches
+        assert np.array_equal(step(staged, n), step(cheap, n))
+    n = start_n + 2 * BATCH
+    greedy = step(make_chooser("gp_proxy_greedy", pool, "gap_min"), n)
+    picked = step(staged, n)
+    assert staged.acquisition == "greedy"
+    assert np.array_equal(picked, greedy)
+    assert not np.array_equal(picked, step(cheap, n))  # the model, not the ranking
+    picked = step(staged, calls // 2)
+    assert staged.acquisition == "ucb"
+    assert len(set(picked.tolist())) == BATCH and not set(picked) & set(order[:calls // 2])
+
+
 def test_unknown_names_list_the_known_ones(pool):
     with pytest.raises(KeyError, match="choose from: random, cheap"):
         run_benchmark(pool, ["dipole"], ["bogus"], [0])

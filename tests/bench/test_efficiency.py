@@ -184,6 +184,14 @@ def test_records_resume_and_the_table_summarises(pool, tmp_path):
     assert rand["vs_cheap_worst"] == pytest.approx(diffs[1:].min())
     assert rand["vs_cheap_worst_calls"] == first[0]["curve_calls"][1 + int(diffs[1:].argmin())]
     assert cheap["vs_cheap_worst"] is None
+    # per seed: the most top-1 % molecules behind cheap ranking after any batch
+    n_top = first[0]["top1pct_size"]
+    behind = {a["seed"]: int(max(0, np.max(np.rint(np.multiply(b["recall_curve"], n_top))
+                                           - np.rint(np.multiply(a["recall_curve"], n_top)))))
+              for a, b in zip(first[:2], first[2:], strict=True)}
+    assert rand["behind_cheap_per_seed"] == behind and max(behind.values()) > 0
+    assert cheap["behind_cheap_per_seed"] is None
+    assert f"| {' '.join(str(v) for v in behind.values())} |" in format_table(rows, (40,))
     # a report of what is there runs nothing and leaves out what is missing
     more = run_benchmark(pool, ["gap_max"], ["random", "cheap", "rf"], [0, 1, 2], calls=40,
                          batch=20, start=20, checkpoints=(40,), records_path=path,

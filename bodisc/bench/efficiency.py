@@ -45,7 +45,10 @@ Methods (:data:`METHODS`):
   is not used up, exploiting it is what finds the top 1 %. (3) UCB (``beta = 2``) for
   the second half, when the region along the analogue is exhausted and the remaining
   top-1 % molecules lie where the model is unsure (greedy batches found 0.85 of the
-  gap-maximum top 1 % after 2,000 calls, UCB with the linear mean 0.91).
+  gap-maximum top 1 % after 2,000 calls, UCB with the linear mean 0.91). Measured on all
+  of QM9, 5 seeds (README): never behind cheap ranking in 14 of 15 seed-target runs (one
+  molecule behind after one batch on the dipole, seed 3); 1.00, 0.90 and 0.89 of the
+  dipole's, gap minimum's and gap maximum's top 1 % after 2,000 calls.
 * ``xgp_ucb``: bodisc's extrapolation-aware GP (with the ILR categories), UCB.
 * ``gp_ucb_no_analogue``: ``gp_ucb`` without the descriptors that make up the target's
   own analogue (``mu``; ``homo`` and ``lumo``): what the model learns beyond the proxy.

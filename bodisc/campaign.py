@@ -415,10 +415,10 @@ class Campaign:
         q = min(q, len(cand))
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
         if not spec.needs_model:
-            weights = np.zeros(X_c.shape[1])
+            ranking = np.zeros(X_c.shape[0])  # only the named columns: others may be NaN
             for descriptor, factor in parse_proxy(acq.rank_by):
-                weights[self.descriptor_names.index(descriptor)] += factor
-            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * (X_c @ weights))
+                ranking += factor * X_c[:, self.descriptor_names.index(descriptor)]
+            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * ranking)
             sel = select(name, ctx)
             return ([NewJob(cand[i].inchikey, acq_value=float(a))
                      for i, a in zip(sel.index, sel.score, strict=True)], len(cand), None)

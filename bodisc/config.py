@@ -534,6 +534,11 @@ def _check_fidelity(file: str, config: CampaignConfig, target_cls: Any) -> None:
         raise ConfigError(file, "acquisition.name", name,
                           f"a [fidelity] campaign needs a model-based acquisition; choose one "
                           f"of: {', '.join(with_model)}")
+    for stage in ("warmup_batches", "greedy_until"):
+        if getattr(config.acquisition, stage):
+            raise ConfigError(file, f"acquisition.{stage}", getattr(config.acquisition, stage),
+                              "a [fidelity] campaign runs one acquisition throughout; "
+                              "leave it at 0")
 
 
 def _check_pool(file: str, config: CampaignConfig) -> None:

@@ -181,6 +181,8 @@ def test_picks_follow_the_rule_on_a_fitted_gp():
      "fidelity.cheap_oracle", "campaign's own oracle"),
     ({"surrogate.kind": "xgp"}, "surrogate.kind", "needs kind = 'gp'"),
     ({"acquisition.name": "random"}, "acquisition.name", "model-based acquisition"),
+    ({"acquisition.warmup_batches": 2}, "acquisition.warmup_batches",
+     "one acquisition throughout"),
 ])
 def test_a_bad_fidelity_field_is_one_line_naming_it(tmp_path, override, field, says):
     path = mf_campaign(tmp_path)

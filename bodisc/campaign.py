@@ -416,8 +416,8 @@ class Campaign:
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
         if not spec.needs_model:
             ranking = np.zeros(X_c.shape[0])  # only the named columns: others may be NaN
-            for descriptor, factor in parse_proxy(acq.rank_by):
-                ranking += factor * X_c[:, self.descriptor_names.index(descriptor)]
+            for column, factor in self._columns(acq.rank_by).items():
+                ranking += factor * X_c[:, column]
             ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * ranking)
             sel = select(name, ctx)
             return ([NewJob(cand[i].inchikey, acq_value=float(a))
@@ -547,6 +547,14 @@ class Campaign:
         values = [j.value for j in train]
         return jobs, len(cand), (float(min(values)), float(max(values)))
 
+    def _columns(self, text: str) -> dict[int, float]:
+        """Descriptor column -> factor of a descriptor or signed sum (``"lumo - homo"``)."""
+        columns: dict[int, float] = {}
+        for name, factor in parse_proxy(text):
+            column = self.descriptor_names.index(name)
+            columns[column] = columns.get(column, 0.0) + factor
+        return columns
+
     def _fit_surrogate(self, it: int, X_t: np.ndarray, y_t: np.ndarray) -> Any:
         """Build and fit the campaign's surrogate on ``X_t`` ``(n, d)``, ``y_t`` ``(n,)``.
 
@@ -567,9 +575,7 @@ class Campaign:
             {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
             if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
         if s.kind == "gp" and s.mean == "proxy":  # labels here are in maximisation form
-            options.update(proxy_column={self.descriptor_names.index(name): factor
-                                         for name, factor in parse_proxy(s.proxy)},
-                           proxy_sign=self.sign)
+            options.update(proxy_column=self._columns(s.proxy), proxy_sign=self.sign)
         model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
         if not hasattr(model, "hyper_state"):
             return model.fit(X_t, y_t)

@@ -239,31 +239,27 @@ def make_chooser(method: str, pool: ReplayPool, target: str, *, calls: int = 200
     qm9_target, sign = TARGETS[target]
     if method == "random":
         return lambda labelled, labels, free, q, rng: rng.choice(free, q, replace=False)
-    if method == "cheap":
+    def analogue_ranking() -> _Ranking:
         return _Ranking(np.argsort(-sign * pool.analogues[qm9_target], kind="stable"))
+
+    if method == "cheap":
+        return analogue_ranking()
     if method == "rf":
         return _RandomForest(pool.features("bits"))
     if method == "tanimoto_ucb":
         return _Tanimoto(pool.features("counts"))
     if method in ("gp_logei", "gp_ucb", "gp_thompson"):
         return _GP(pool.X, method.split("_")[1], "gp", mean="linear")
-    if method == "gp_proxy_greedy":
+    if method in ("gp_proxy_greedy", "gp_proxy_staged"):
         from bodisc.data.qm9 import QM9_TARGETS
 
         names = list(pool.names)
-        terms = {names.index(name): factor
-                 for name, factor in QM9_TARGETS[qm9_target].analogue_terms}
-        return _GP(pool.X, "greedy", "gp", mean="proxy", proxy_column=terms,
-                   proxy_sign=float(sign))
-    if method == "gp_proxy_staged":
-        from bodisc.data.qm9 import QM9_TARGETS
-
-        names = list(pool.names)
-        terms = {names.index(name): factor
-                 for name, factor in QM9_TARGETS[qm9_target].analogue_terms}
-        ranking = _Ranking(np.argsort(-sign * pool.analogues[qm9_target], kind="stable"))
-        return _Staged(pool.X, ranking, start, batch, calls, proxy_column=terms,
-                       proxy_sign=float(sign))
+        proxy = {"proxy_column": {names.index(name): factor for name, factor
+                                  in QM9_TARGETS[qm9_target].analogue_terms},
+                 "proxy_sign": float(sign)}
+        if method == "gp_proxy_greedy":
+            return _GP(pool.X, "greedy", "gp", mean="proxy", **proxy)
+        return _Staged(pool.X, analogue_ranking(), start, batch, calls, **proxy)
     if method == "xgp_ucb":
         return _GP(pool.features("categorised"), "ucb", "xgp")
     if method == "gp_ucb_no_analogue":

@@ -75,7 +75,8 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,15 @@ REFIT_GROWTH = 1.25
 #: (``greedy_until``).
 STAGED_WARMUP_BATCHES = 2
 STAGED_GREEDY_UNTIL = 0.5
+
+#: Torch and BLAS threads of every replay run, one by one or side by side. A Cholesky
+#: factor on 1,600 labels differs in its last bits between one and two MKL threads
+#: (and is bit-for-bit the same between processes with the same threads), so past
+#: :data:`~bodisc.surrogates.gp.SMALL_N` labels, where fits leave the thread count as
+#: it is, a run on the default threads picked a few late molecules other than the same
+#: run in a ``--parallel 2`` worker. Fixed here, a run's molecules do not depend on
+#: ``--parallel`` or on the machine's cores; ``--parallel`` is how a replay uses them.
+REPLAY_THREADS = 1
 
 #: Keys of every record (``None`` where a figure does not apply).
 RECORD_KEYS = ("target", "method", "seed", "top1pct_recall_500", "top1pct_recall_1000",
@@ -334,18 +344,17 @@ class _GP:
                  rng: np.random.Generator) -> np.ndarray:
         from bodisc.acquisition import AcquisitionContext, select
         from bodisc.surrogates import build_surrogate
-        from bodisc.surrogates.gp import SMALL_N, GPSurrogate, torch_threads
+        from bodisc.surrogates.gp import GPSurrogate
 
-        with torch_threads(1 if len(labelled) < SMALL_N else None):
-            model = build_surrogate(self.kind, device="cpu", **self.options)
-            if isinstance(model, GPSurrogate):
-                optimise = self.state is None or len(labelled) >= self.optimised_at * REFIT_GROWTH
-                model.fit(self.X[labelled], labels, init=self.state, optimise=optimise)
-                if optimise:
-                    self.optimised_at = len(labelled)
-                self.state = model.hyper_state()
-            else:
-                model.fit(self.X[labelled], labels)
+        model = build_surrogate(self.kind, device="cpu", **self.options)
+        if isinstance(model, GPSurrogate):
+            optimise = self.state is None or len(labelled) >= self.optimised_at * REFIT_GROWTH
+            model.fit(self.X[labelled], labels, init=self.state, optimise=optimise)
+            if optimise:
+                self.optimised_at = len(labelled)
+            self.state = model.hyper_state()
+        else:
+            model.fit(self.X[labelled], labels)
         ctx = AcquisitionContext(self.X[free], q, float(labels.max()), rng, model)
         return free[select(self.acquisition, ctx).index]
 
@@ -382,6 +391,17 @@ class _Staged(_GP):
 # --------------------------------------------------------------------------- runs
 
 
+@contextmanager
+def replay_threads() -> Iterator[None]:
+    """Run a block on :data:`REPLAY_THREADS` torch and BLAS threads (restored after)."""
+    from threadpoolctl import threadpool_limits
+
+    from bodisc.surrogates.gp import torch_threads
+
+    with torch_threads(REPLAY_THREADS), threadpool_limits(REPLAY_THREADS):
+        yield
+
+
 def replay_run(pool: ReplayPool, target: str, method: str, seed: int, *, calls: int = 2000,
                batch: int = 50, start: int = 100,
                checkpoints: tuple[int, ...] = (500, 1000, 2000)) -> dict[str, Any]:
@@ -402,16 +422,17 @@ def replay_run(pool: ReplayPool, target: str, method: str, seed: int, *, calls: 
     taken = np.zeros(N, dtype=bool)
     taken[start_idx] = True
     order = [int(i) for i in start_idx]
-    t0 = time.perf_counter()
-    while len(order) < calls:
-        q = min(batch, calls - len(order))
-        labelled = np.asarray(order)
-        picked = np.asarray(choose(labelled, y[labelled], np.flatnonzero(~taken), q, rng))
-        if len(picked) != q or taken[picked].any() or len(set(picked.tolist())) != q:
-            raise RuntimeError(f"method {method!r} chose an invalid batch")
-        taken[picked] = True
-        order.extend(int(i) for i in picked)
-    wall = time.perf_counter() - t0
+    with replay_threads():
+        t0 = time.perf_counter()
+        while len(order) < calls:
+            q = min(batch, calls - len(order))
+            labelled = np.asarray(order)
+            picked = np.asarray(choose(labelled, y[labelled], np.flatnonzero(~taken), q, rng))
+            if len(picked) != q or taken[picked].any() or len(set(picked.tolist())) != q:
+                raise RuntimeError(f"method {method!r} chose an invalid batch")
+            taken[picked] = True
+            order.extend(int(i) for i in picked)
+        wall = time.perf_counter() - t0
     values = y[np.asarray(order)]
     metrics = replay_metrics(values, y, calls, checkpoints)
     threshold = top_threshold(y)
@@ -444,8 +465,9 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
     Finished runs are appended to ``records_path`` (JSON lines) as they end; runs
     already there with the same pool size and budget are not run again. With
     ``parallel > 1`` that many runs go at once, each in its own process (the pool is
-    sent to each process once) with ``cpu_count // parallel`` torch and BLAS threads;
-    the records come back in the same order as one by one. With ``run_missing=False``
+    sent to each process once); every run has :data:`REPLAY_THREADS` torch and BLAS
+    threads either way, so its molecules do not depend on ``parallel``; the records
+    come back in the same order as one by one. With ``run_missing=False``
     nothing runs: the records already in ``records_path`` come back, missing runs left
     out (a report of what is there).
 
@@ -488,10 +510,9 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         n_proc = min(parallel, len(todo))
-        threads = max(1, (os.cpu_count() or 1) // n_proc)
         with ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn"),
                                  initializer=_set_worker_pool,
-                                 initargs=(pool, threads, os.getpid())) as ex:
+                                 initargs=(pool, REPLAY_THREADS, os.getpid())) as ex:
             futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
             for future in as_completed(futures):
                 finished(future.result())
@@ -503,7 +524,7 @@ _WORKER_POOL: ReplayPool | None = None
 
 def _set_worker_pool(pool: ReplayPool, threads: int = 1, parent_pid: int | None = None
                      ) -> None:
-    """Worker set-up: the pool, a share of the cores, and death with the benchmark's process.
+    """Worker set-up: the pool, ``threads`` threads, and death with the benchmark's process.
 
     Runs at once do not oversubscribe the cores; a killed benchmark leaves no run
     computing on (each is minutes of work).

@@ -17,10 +17,12 @@ import pytest
 from bodisc.bench.efficiency import (
     METHODS,
     RECORD_KEYS,
+    REPLAY_THREADS,
     format_table,
     load_pool,
     make_chooser,
     replay_run,
+    replay_threads,
     run_benchmark,
     summarise,
 )
@@ -209,6 +211,24 @@ def test_parallel_runs_give_the_same_records_in_the_same_order(pool, tmp_path):
     for a, b in zip(one, two, strict=True):
         assert a["recall_curve"] == b["recall_curve"] and a["best"] == b["best"]
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 4
+
+
+def test_replay_runs_on_fixed_threads_whatever_the_process_has():
+    # a run's late molecules depend on the threads of its Cholesky factors, so a replay
+    # fixes them instead of taking the process's (the default, or a --parallel share)
+    import torch
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with replay_threads():
+            assert torch.get_num_threads() == REPLAY_THREADS == 1
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            assert blas and set(blas) == {REPLAY_THREADS}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_cli_writes_the_json_keys(cache_dir, tmp_path):

@@ -416,7 +416,7 @@ def bench_open_ended_cmd(
         help="Campaign file: seeds, generator, oracle and budget of every method.",
         show_default=False)] = Path("campaigns/open_ended.toml"),
     methods: Annotated[str, typer.Option(
-        help="Methods, comma-separated: mutate, ga, cheap, logei, ucb, thompson "
+        help="Methods, comma-separated: mutate, ga, cheap, logei, ucb, thompson, staged "
              "(default: all).")] = "",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
     rank_by: Annotated[str, typer.Option(

@@ -16,6 +16,12 @@ A comparison is a campaign file with a ``[compare]`` table::
     surrogate = "xgp"                 # optional: surrogate.kind
     batch_size = 5                    # optional: acquisition.batch_size
 
+    [[compare.strategies]]
+    name = "staged"
+    acquisition = "ucb"
+    warmup_batches = 2                # optional: acquisition.warmup_batches, beta and
+    greedy_until = 0.5                # greedy_until likewise
+
 Each run is a full campaign with ``random_seed`` set to the seed, its own store in a
 sub-directory of the comparison's folder (``[paths] store`` with ``{name}`` the comparison
 name, e.g. ``runs/compare_dipole/logei-s1/store.sqlite``) and its own MLflow child run
@@ -49,6 +55,9 @@ import numpy as np
 
 from bodisc.config import CampaignConfig, StrategyConfig
 from bodisc.errors import BodiscError, ConfigError, StoreError
+
+#: Strategy fields that, where given, replace the campaign's ``[acquisition]`` value.
+ACQUISITION_OVERRIDES = ("batch_size", "beta", "warmup_batches", "greedy_until")
 
 _CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -267,10 +276,9 @@ def plan_runs(config: CampaignConfig, file: str = "") -> list[RunSpec]:
             data["name"] = f"{config.name}.{label}"
             data["random_seed"] = seed
             data["acquisition"]["name"] = strategy.acquisition
-            if strategy.batch_size is not None:
-                data["acquisition"]["batch_size"] = strategy.batch_size
-            if strategy.beta is not None:
-                data["acquisition"]["beta"] = strategy.beta
+            for key in ACQUISITION_OVERRIDES:
+                if getattr(strategy, key) is not None:
+                    data["acquisition"][key] = getattr(strategy, key)
             if strategy.surrogate is not None:
                 data["surrogate"]["kind"] = strategy.surrogate
             data["paths"] = {"store": str(root / label / "store.sqlite"),

@@ -213,6 +213,10 @@ class StrategyConfig(_Frozen):
     surrogate: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] | None = None
     batch_size: int | None = Field(default=None, ge=1)
     beta: float | None = Field(default=None, gt=0.0, description="UCB exploration weight")
+    warmup_batches: int | None = Field(default=None, ge=0,
+                                       description="acquisition.warmup_batches of this strategy")
+    greedy_until: float | None = Field(default=None, ge=0.0, le=1.0,
+                                       description="acquisition.greedy_until of this strategy")
 
 
 class CompareConfig(_Frozen):

@@ -180,7 +180,7 @@ def test_unknown_keys_in_the_compare_table_are_refused(tmp_path):
         load_campaign(path)
     assert str(err.value).count("\n") == 0
     assert "compare.strategies.1.q = 4: unknown field" in str(err.value)
-    assert "name, acquisition, surrogate, batch_size, beta" in str(err.value)
+    assert "name, acquisition, surrogate, batch_size, beta, warmup_batches" in str(err.value)
     path = comparison_file(tmp_path)
     path.write_text(path.read_text().replace("seeds = [1, 2]", "seeds = [1, 1]"))
     with pytest.raises(ConfigError, match="seeds must be distinct"):
@@ -194,7 +194,8 @@ def test_plan_runs_gives_each_run_its_own_store_seed_and_strategy(tmp_path):
     path = comparison_file(tmp_path)
     path.write_text(path.read_text().replace('acquisition = "random"',
                                              'acquisition = "ucb"\nbatch_size = 2\n'
-                                             'surrogate = "xgp"'))
+                                             'surrogate = "xgp"\nbeta = 4.0\n'
+                                             'warmup_batches = 1\ngreedy_until = 0.5'))
     runs = plan_runs(load_campaign(path), str(path))
     assert [r.label for r in runs] == LABELS
     stores = {r.config.path("store") for r in runs}
@@ -203,7 +204,11 @@ def test_plan_runs_gives_each_run_its_own_store_seed_and_strategy(tmp_path):
     ucb = runs[3]
     assert (ucb.config.random_seed, ucb.config.acquisition.name,
             ucb.config.acquisition.batch_size, ucb.config.surrogate.kind) == (2, "ucb", 2, "xgp")
+    assert (ucb.config.acquisition.beta, ucb.config.acquisition.warmup_batches,
+            ucb.config.acquisition.greedy_until) == (4.0, 1, 0.5)
     assert runs[0].config.acquisition.batch_size == 3
+    assert (runs[0].config.acquisition.beta, runs[0].config.acquisition.warmup_batches,
+            runs[0].config.acquisition.greedy_until) == (2.0, 0, 0.0)
     assert run_tags(ucb, "abc") == {
         "strategy": "random", "seed": "2", "acquisition": "ucb", "surrogate": "xgp",
         "bodisc.compare.label": "random-s2", "mlflow.parentRunId": "abc"}

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bodisc.bench.efficiency import STAGED_GREEDY_UNTIL, STAGED_WARMUP_BATCHES
 from bodisc.bench.open_ended import (
-    CAMPAIGN_METHODS,
     JanusSettings,
     calls_to_reach,
+    campaign_config,
     janus_split,
     run_open_ended,
     summarise,
@@ -56,6 +57,20 @@ def test_janus_split_keeps_the_best_and_a_fifth():
 def test_janus_split_falls_back_to_the_best_on_ties():
     keep, replace = janus_split(np.ones(10), 0.2, np.random.default_rng(1))
     assert keep == [0, 1] and len(replace) == 8
+
+
+def test_the_staged_method_is_a_campaign_in_the_replay_stages(tmp_path):
+    from bodisc.compare import plan_runs
+
+    cfg = campaign_config(_config(tmp_path), str(CAMPAIGN), tmp_path / "out", [0, 3],
+                          ["ga", "cheap", "staged"], "mu")
+    runs = {(r.strategy.name, r.seed): r.config for r in plan_runs(cfg, str(CAMPAIGN))}
+    assert sorted(runs) == [("cheap", 0), ("cheap", 3), ("staged", 0), ("staged", 3)]
+    staged, cheap = runs[("staged", 3)].acquisition, runs[("cheap", 3)].acquisition
+    assert (staged.name, staged.warmup_batches, staged.greedy_until, staged.rank_by) == (
+        "ucb", STAGED_WARMUP_BATCHES, STAGED_GREEDY_UNTIL, "mu")
+    assert (cheap.name, cheap.warmup_batches, cheap.greedy_until) == ("rank", 0, 0.0)
+    assert runs[("staged", 3)].random_seed == 3
 
 
 def test_calls_to_reach():
@@ -114,8 +129,7 @@ def test_finished_runs_are_read_back_not_redone(runs):
     assert len((tmp / "out" / "open_ended.jsonl").read_text().splitlines()) == 2
     assert [r["best_curve"] for r in again] == [r["best_curve"] for r in records]
     rows = summarise(again, BUDGET)
-    assert {r["method"] for r in rows} == {"mutate", "ga"} | set(CAMPAIGN_METHODS) - {
-        "logei", "thompson"}
+    assert {r["method"] for r in rows} == {"mutate", "ga", "cheap", "ucb"}
     assert all(0 <= r["reached_ga_best_within_half"] <= r["seeds"] for r in rows)
 
 

@@ -420,7 +420,8 @@ def bench_open_ended_cmd(
              "(default: all).")] = "",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
     rank_by: Annotated[str, typer.Option(
-        help="Descriptor the 'cheap' method ranks candidates by.")] = "mu",
+        help="Descriptor the 'cheap' method, and 'staged' in its first batches, rank "
+             "candidates by.")] = "mu",
     generation_size: Annotated[int, typer.Option(
         help="Population of the genetic algorithm (JANUS: 5,000; scaled to the budget).",
         min=4)] = 20,

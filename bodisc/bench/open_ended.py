@@ -385,7 +385,7 @@ def run_open_ended(config: CampaignConfig, file: str, methods: Sequence[str],
     if bad:
         raise ConfigError(file, "--methods", bad[0], f"choose from {', '.join(METHODS)}")
     names = config.descriptors.names or default_descriptors()
-    if "cheap" in methods and rank_by not in names:
+    if {"cheap", "staged"} & set(methods) and rank_by not in names:
         raise ConfigError(file, "--rank-by", rank_by,
                           f"the ranking descriptor must be one of the campaign's descriptors "
                           f"({', '.join(names)})")

@@ -155,6 +155,7 @@ def test_cli_writes_the_issue_keys(tmp_path):
 @pytest.mark.parametrize(("args", "words"), [
     (["--methods", "ga,annealing"], ["--methods", "annealing", "mutate"]),
     (["--methods", "cheap", "--rank-by", "nonsense"], ["--rank-by", "nonsense", "mu"]),
+    (["--methods", "staged", "--rank-by", "nonsense"], ["--rank-by", "nonsense", "mu"]),
 ])
 def test_cli_bad_input_is_one_line(tmp_path, args, words):
     out = _cli(str(CAMPAIGN), *args, "--out", str(tmp_path / "o"), cwd=tmp_path)

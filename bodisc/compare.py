@@ -53,11 +53,13 @@ from typing import Any
 
 import numpy as np
 
-from bodisc.config import CampaignConfig, StrategyConfig
+from bodisc.config import AcquisitionConfig, CampaignConfig, StrategyConfig
 from bodisc.errors import BodiscError, ConfigError, StoreError
 
-#: Strategy fields that, where given, replace the campaign's ``[acquisition]`` value.
-ACQUISITION_OVERRIDES = ("batch_size", "beta", "warmup_batches", "greedy_until")
+#: Strategy fields that, where given, replace the campaign's ``[acquisition]`` value: those
+#: both models have (``name`` is the strategy's own; its ``acquisition`` sets the name).
+ACQUISITION_OVERRIDES = tuple(f for f in StrategyConfig.model_fields
+                              if f != "name" and f in AcquisitionConfig.model_fields)
 
 _CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (

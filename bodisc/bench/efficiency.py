@@ -512,7 +512,7 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
         n_proc = min(parallel, len(todo))
         with ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn"),
                                  initializer=_set_worker_pool,
-                                 initargs=(pool, REPLAY_THREADS, os.getpid())) as ex:
+                                 initargs=(pool, os.getpid())) as ex:
             futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
             for future in as_completed(futures):
                 finished(future.result())
@@ -522,23 +522,18 @@ def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[st
 _WORKER_POOL: ReplayPool | None = None
 
 
-def _set_worker_pool(pool: ReplayPool, threads: int = 1, parent_pid: int | None = None
-                     ) -> None:
-    """Worker set-up: the pool, ``threads`` threads, and death with the benchmark's process.
+def _set_worker_pool(pool: ReplayPool, parent_pid: int | None = None) -> None:
+    """Worker set-up: the pool, and death with the benchmark's process.
 
-    Runs at once do not oversubscribe the cores; a killed benchmark leaves no run
-    computing on (each is minutes of work).
+    A killed benchmark leaves no run computing on (each is minutes of work); each run
+    sets its own threads (:func:`replay_threads`), so runs at once do not oversubscribe
+    the cores.
     """
     from bodisc.execution.local import _die_with_parent
 
     _die_with_parent(parent_pid)
     global _WORKER_POOL
     _WORKER_POOL = pool
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(threads)
-    threadpool_limits(threads)  # numpy's BLAS, already loaded with the pool
 
 
 def _worker_run(target: str, method: str, seed: int, settings: dict[str, Any]

@@ -385,7 +385,9 @@ def run_open_ended(config: CampaignConfig, file: str, methods: Sequence[str],
     if bad:
         raise ConfigError(file, "--methods", bad[0], f"choose from {', '.join(METHODS)}")
     names = config.descriptors.names or default_descriptors()
-    if {"cheap", "staged"} & set(methods) and rank_by not in names:
+    ranked = {m for m, fields in CAMPAIGN_METHODS.items()
+              if fields["acquisition"] == "rank" or fields.get("warmup_batches")}
+    if ranked & set(methods) and rank_by not in names:
         raise ConfigError(file, "--rank-by", rank_by,
                           f"the ranking descriptor must be one of the campaign's descriptors "
                           f"({', '.join(names)})")

@@ -277,7 +277,7 @@ def test_parallel_run_processes_die_with_a_killed_benchmark(tmp_path):
         "from tests.execution.test_local import _write_pid_and_sleep\n"
         "if __name__ == '__main__':\n"
         "    with ProcessPoolExecutor(1, mp_context=mp.get_context('spawn'),\n"
-        "            initializer=_set_worker_pool, initargs=(None, 1, os.getpid())) as ex:\n"
+        "            initializer=_set_worker_pool, initargs=(None, os.getpid())) as ex:\n"
         f"        ex.submit(_write_pid_and_sleep, {str(pid_file)!r}).result()\n"
     )
     assert worker_outlives_killed_owner(code, pid_file) is False

@@ -344,10 +344,9 @@ class _GP:
                  rng: np.random.Generator) -> np.ndarray:
         from bodisc.acquisition import AcquisitionContext, select
         from bodisc.surrogates import build_surrogate
-        from bodisc.surrogates.gp import GPSurrogate
 
         model = build_surrogate(self.kind, device="cpu", **self.options)
-        if isinstance(model, GPSurrogate):
+        if hasattr(model, "hyper_state"):  # gp, and xgp's GP component
             optimise = self.state is None or len(labelled) >= self.optimised_at * REFIT_GROWTH
             model.fit(self.X[labelled], labels, init=self.state, optimise=optimise)
             if optimise:

@@ -171,7 +171,9 @@ class ExtrapolatingGP:
             out[val] = model.predict(X[val], None if C is None else C[val])[0]
         return out
 
-    def fit(self, X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None) -> ExtrapolatingGP:
+    def fit(self, X: np.ndarray, y: np.ndarray, C: np.ndarray | None = None,
+            init: dict[str, list[float]] | None = None,
+            optimise: bool = True) -> ExtrapolatingGP:
         """Fit the GP, the linear base and the calibration.
 
         Args:
@@ -179,6 +181,11 @@ class ExtrapolatingGP:
             y: Labels, shape ``(n,)``.
             C: Structure categories, shape ``(n, k)``; ``None``: linear base on the
                 descriptors only.
+            init: The GP component's starting hyperparameters (:meth:`hyper_state` of an
+                earlier fit), as in :meth:`GPSurrogate.fit`; the linear base and the
+                calibration are always fitted anew (they cost little).
+            optimise: With ``init``, ``False`` only conditions the GP component on the
+                labels with those hyperparameters.
 
         Returns:
             ``self``.
@@ -188,7 +195,8 @@ class ExtrapolatingGP:
         X = np.asarray(X, dtype=float)
         y = np.asarray(y, dtype=float).ravel()
         C = None if C is None else np.asarray(C, dtype=float)
-        self.gp = GPSurrogate(kernel=self.kernel, device=self.device).fit(X, y)
+        self.gp = GPSurrogate(kernel=self.kernel, device=self.device).fit(
+            X, y, init=init, optimise=optimise)
         self.lin = self._new_lin().fit(X, y, C)
         self._y_mean = float(y.mean())
         self._y_range = (float(y.min()), float(y.max()))
@@ -205,6 +213,11 @@ class ExtrapolatingGP:
         floor = 1e-6 * float(np.var(y)) + 1e-12
         self._lin_var = max(self._lin_var - self.gp.noise_variance(), floor)
         return self
+
+    def hyper_state(self) -> dict[str, list[float]]:
+        """The GP component's hyperparameters (``init`` of a later :meth:`fit`)."""
+        assert self.gp is not None, "fit() first"
+        return self.gp.hyper_state()
 
     def _calibrate(self, p: np.ndarray) -> np.ndarray:
         return self._y_mean + self.stretch * (p - self._p_mean)

@@ -108,6 +108,25 @@ def test_the_ablation_drops_the_analogue_descriptors(pool):
     assert chooser.X.shape[1] == pool.X.shape[1] - 1  # mu
 
 
+def test_the_extrapolating_gp_follows_the_refit_schedule(pool):
+    """xgp_ucb's GP component is re-optimised as the GP methods' are: on the first fit
+    and once the labels grew by REFIT_GROWTH, conditioned with the kept hyperparameters
+    in between."""
+    from bodisc.bench.efficiency import REFIT_GROWTH
+
+    chooser = make_chooser("xgp_ucb", pool, "dipole")
+    y = pool.labels["dipole"]
+    order = np.random.default_rng(3).permutation(len(pool))
+    states = []
+    for n in (START, START + 4, int(START * REFIT_GROWTH) + 1):
+        labelled, free = order[:n], order[n:]
+        picked = chooser(labelled, y[labelled], free, BATCH, np.random.default_rng(0))
+        assert len(set(picked.tolist())) == BATCH and not set(picked) & set(labelled)
+        states.append((chooser.optimised_at, chooser.state))
+    assert states[0][0] == states[1][0] == START and states[1][1] == states[0][1]
+    assert states[2][0] == int(START * REFIT_GROWTH) + 1 and states[2][1] != states[1][1]
+
+
 def test_the_proxy_mean_method_follows_the_targets_own_analogue(pool):
     """gp_proxy_greedy's prior mean is the target's xTB analogue with the target's sign: on
     the gap ``lumo - homo`` (two columns), falling for the gap minimum; its first batch

@@ -25,6 +25,12 @@ def test_categorised_surrogates_give_means_stds_and_covariances(kind):
     assert np.all(std > 0) and np.corrcoef(mean, y)[0, 1] > 0.8
     cols = model.covariance_columns(Xa, np.array([2, 5]))
     np.testing.assert_allclose(cols[[2, 5], [0, 1]], std[[2, 5]] ** 2, rtol=1e-6)
+    post = model.shortlist_posterior(Xa)  # the batch selection's fast path: the same
+    np.testing.assert_allclose(post.mean, mean)
+    np.testing.assert_allclose(post.var, std**2)
+    for j, i in enumerate((2, 5)):
+        np.testing.assert_allclose(post.column(i), cols[:, j], rtol=1e-6,
+                                   atol=1e-9 * float(std.max()) ** 2)
     draws = model.joint_samples(Xa, 3, np.random.default_rng(1))
     assert draws.shape == (3, len(SMILES)) and np.isfinite(draws).all()
 

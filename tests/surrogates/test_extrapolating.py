@@ -125,3 +125,46 @@ def test_range_factor_hands_over_outside_the_label_range(fitted) -> None:
     off._p_mean, off._y_mean, off._y_range = xgp._p_mean, xgp._y_mean, xgp._y_range
     off._lin_rmse = xgp._lin_rmse
     assert np.all(off.components(X, C)["r"] == 1.0)
+
+
+def test_warm_start_and_conditioning_reuse_the_gp_hyperparameters(fitted) -> None:
+    """``init``/``optimise=False`` condition the GP component on new labels with an earlier
+    fit's hyperparameters (the campaign's ``refit_growth`` and the replay's refit
+    schedule); the linear base is fitted anew on every call."""
+    X, C, y, train = fitted["X"], fitted["C"], fitted["y"], fitted["train"]
+    first = fitted["xgp"]
+    state = first.hyper_state()
+    assert "covar_module.raw_lengthscale" in state
+    more = np.concatenate([train, fitted["test"][:20]])
+    cond = ExtrapolatingGP(device="cpu").fit(X[more], y[more], C[more], init=state,
+                                             optimise=False)
+    assert cond.hyper_state() == state
+    assert cond.gp.fit_evaluations == 0
+    fresh = ExtrapolatingGP(device="cpu").fit(X[more], y[more], C[more])
+    assert fresh.hyper_state() != state
+    np.testing.assert_allclose(cond.lin.predict(X[:9], C[:9])[0],
+                               fresh.lin.predict(X[:9], C[:9])[0])
+    # the new labels are in the conditioned model: it predicts them better than the first
+    new = fitted["test"][:20]
+    err_cond = np.abs(cond.predict(X[new], C[new])[0] - y[new]).mean()
+    err_first = np.abs(first.predict(X[new], C[new])[0] - y[new]).mean()
+    assert err_cond < 0.5 * err_first
+
+
+def test_the_campaign_surrogate_passes_the_schedule_through() -> None:
+    """``build_surrogate("xgp")`` takes ``init``/``optimise`` and gives ``hyper_state``
+    (what the campaign and the replay test for); ILR, with no GP, does not."""
+    from bodisc.surrogates import _Categorised, build_surrogate
+
+    X, C, y = linear_trend(n=80, seed=6)
+    k = _Categorised.N_CATEGORIES
+    Xa = np.hstack([X, np.zeros((len(X), k - C.shape[1])), C])
+    assert Xa.shape[1] == X.shape[1] + k
+    model = build_surrogate("xgp", device="cpu").fit(Xa[:50], y[:50])
+    state = model.hyper_state()
+    again = build_surrogate("xgp", device="cpu").fit(Xa[:60], y[:60], init=state,
+                                                     optimise=False)
+    assert again.hyper_state() == state
+    mean, std = again.predict(Xa[60:])
+    assert mean.shape == std.shape == (20,) and np.all(std > 0)
+    assert not hasattr(build_surrogate("ilr"), "hyper_state")

@@ -103,7 +103,16 @@ def test_runs_are_seeded_and_share_their_start(pool):
 
 def test_the_ablation_drops_the_analogue_descriptors(pool):
     chooser = make_chooser("gp_ucb_no_analogue", pool, "gap_max")
-    assert chooser.X.shape[1] == pool.X.shape[1] - 2  # homo and lumo
+    assert chooser.X.shape[1] == pool.X.shape[1] - 4  # homo, lumo and their twins Eiv, Eav
+    names = list(pool.names)
+    kept = [name for i, name in enumerate(names)
+            if any(np.array_equal(col, pool.X[:, i]) for col in chooser.X.T)]
+    assert not {"homo", "lumo", "Eiv", "Eav"} & set(kept) and "mu" in kept
+    # the twins are an analogue of the gap by themselves: Eiv - Eav follows lumo - homo
+    X = pool.X
+    twin_gap = X[:, names.index("Eiv")] - X[:, names.index("Eav")]
+    orbital_gap = X[:, names.index("lumo")] - X[:, names.index("homo")]
+    assert np.corrcoef(twin_gap, orbital_gap)[0, 1] > 0.9
     chooser = make_chooser("gp_ucb_no_analogue", pool, "dipole")
     assert chooser.X.shape[1] == pool.X.shape[1] - 1  # mu
 

@@ -187,14 +187,12 @@ def load_pool(indices: Sequence[int] | np.ndarray | None = None, size: int | Non
         workers: Worker processes for molecules not yet cached.
         cache_dir: Root of the descriptor cache (``None``: the default).
     """
-    from bodisc.data.qm9 import QM9_TARGETS, _Cache, default_cache_dir, load_qm9, qm9_descriptors
+    from bodisc.data.qm9 import QM9_TARGETS, descriptor_cache, load_qm9, qm9_descriptors
     from bodisc.descriptors import TIERS
-    from bodisc.descriptors.qmex import RECIPE_VERSION
 
     names = TIERS["fast"]
     if indices is None:
-        root = default_cache_dir() if cache_dir is None else Path(cache_dir)
-        found = _Cache(root / f"qm9-fast-v{RECIPE_VERSION}", names).read()
+        found = descriptor_cache("fast", cache_dir).read()
         index = np.array(sorted(i for i, (_, failure, _) in found.items() if not failure),
                          dtype=np.int64)
         n_failed = sum(1 for _, failure, _ in found.values() if failure)

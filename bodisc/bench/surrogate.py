@@ -63,12 +63,11 @@ def qm9_table(target: str = "dipole_D", min_rows: int = 0) -> tuple[np.ndarray, 
     Returns:
         ``(X, y, note)``: descriptors ``(N, 20)``, labels ``(N,)`` and how they were made.
     """
-    from bodisc.data.qm9 import _Cache, default_cache_dir, load_qm9
-    from bodisc.descriptors import TIERS
-    from bodisc.descriptors.qmex import RECIPE_VERSION
+    from bodisc.data.qm9 import descriptor_cache, load_qm9
 
-    names = TIERS["fast"]
-    found = _Cache(default_cache_dir() / f"qm9-fast-v{RECIPE_VERSION}", names).read()
+    cache = descriptor_cache("fast")
+    names = cache.names
+    found = cache.read()
     index = sorted(i for i, (row, failure, _) in found.items()
                    if not failure and np.all(np.isfinite(row)))
     note = f"{len(index)} QM9 molecules from the descriptor cache"

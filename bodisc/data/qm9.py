@@ -24,6 +24,11 @@ NaN where a descriptor or the molecule failed), ``failure`` (``(m,)``, ``""`` or
 molecule failed as a whole), ``note`` (``(m,)``, ``""`` or why no molecular graph could
 be put on the geometry, which makes ``min(mbo)``, ``max(mbo)``, ``dEacid`` and
 ``dEbase`` NaN) and ``seconds`` (``(m,)``, wall time per molecule inside the worker).
+
+A checkout ships the fast tier of all of QM9 in that format, one compressed file
+(:data:`SHIPPED_DIR`, written by ``bodisc bench qm9-descriptors --export``): the default
+cache reads it first (:func:`descriptor_cache`), so the whole-pool replay starts without
+computing anything.
 """
 
 from __future__ import annotations
@@ -52,7 +57,10 @@ __all__ = [
     "QM9_TARGETS",
     "QM9Target",
     "QM9Progress",
+    "SHIPPED_DIR",
     "default_cache_dir",
+    "descriptor_cache",
+    "export_descriptors",
     "load_qm9",
     "qm9_descriptors",
     "qm9_geometry",
@@ -312,16 +320,29 @@ def _graph_note(smiles: str, numbers: np.ndarray, xyz: np.ndarray, values: dict[
 
 
 class _Cache:
-    """The chunk files of one tier and recipe version (see the module docstring)."""
+    """The chunk files of one tier and recipe version (see the module docstring).
 
-    def __init__(self, folder: Path, names: tuple[str, ...]) -> None:
+    Args:
+        folder: The folder chunks are read from and written to.
+        names: The tier's descriptor names; a file with other names is ignored.
+        shipped: Read-only files in the same format read before the folder's (see
+            :func:`descriptor_cache`).
+    """
+
+    def __init__(self, folder: Path, names: tuple[str, ...],
+                 shipped: Sequence[Path] = ()) -> None:
         self.folder = folder
         self.names = names
+        self.shipped = tuple(shipped)
 
     def read(self) -> dict[int, tuple[np.ndarray, str, str]]:
         """``{index: (values, failure, note)}``; a success beats a cached failure."""
-        found: dict[int, tuple[np.ndarray, str, str]] = {}
-        for path in sorted(self.folder.glob("*.npz")):
+        return {index: row[:3] for index, row in self.read_timed().items()}
+
+    def read_timed(self) -> dict[int, tuple[np.ndarray, str, str, float]]:
+        """As :meth:`read`, with each molecule's wall time in its worker (s) last."""
+        found: dict[int, tuple[np.ndarray, str, str, float]] = {}
+        for path in [*self.shipped, *sorted(self.folder.glob("*.npz"))]:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     if tuple(str(n) for n in data["names"]) != self.names:
@@ -331,11 +352,12 @@ class _Cache:
                         data["values"],
                         data["failure"].tolist(),
                         data["note"].tolist(),
+                        data["seconds"].tolist(),
                         strict=True,
                     )
-                    for index, values, failure, note in entries:
+                    for index, values, failure, note, seconds in entries:
                         if index not in found or (found[index][1] and not failure):
-                            found[index] = (values, failure, note)
+                            found[index] = (values, failure, note, seconds)
             except (OSError, ValueError, KeyError):  # unreadable: computed again
                 continue
         return found
@@ -346,27 +368,98 @@ class _Cache:
         indices = np.array([r[0] for r in records], dtype=np.int64)
         digest = hashlib.sha1(indices.tobytes()).hexdigest()[:12]
         path = self.folder / f"{int(indices.min()):06d}-{digest}.npz"
-        arrays = {
-            "qm9_index": indices,
-            "names": np.array(self.names),
-            "values": np.array([r[1] for r in records], dtype=float).reshape(-1, len(self.names)),
-            "failure": np.array([r[2] for r in records]),
-            "note": np.array([r[3] for r in records]),
-            "seconds": np.array([r[4] for r in records], dtype=float),
-        }
-        save_npz_atomically(path, arrays)
+        save_npz_atomically(path, _chunk_arrays(records, self.names))
         return path
 
 
-def save_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def _chunk_arrays(records: Sequence[_Record], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays of one cache file (module docstring) holding ``records``."""
+    return {
+        "qm9_index": np.array([r[0] for r in records], dtype=np.int64),
+        "names": np.array(names),
+        "values": np.array([r[1] for r in records], dtype=float).reshape(-1, len(names)),
+        "failure": np.array([r[2] for r in records]),
+        "note": np.array([r[3] for r in records]),
+        "seconds": np.array([r[4] for r in records], dtype=float),
+    }
+
+
+#: Where a checkout of bodisc ships descriptor files (``qm9-<tier>-v<RECIPE_VERSION>.npz``,
+#: written by :func:`export_descriptors`): the fast tier of every QM9 molecule, so the QM9
+#: replay on the whole pool needs no xTB. An install without ``docs/`` simply has none.
+SHIPPED_DIR = (Path(__file__).resolve().parents[2] / "docs" / "results" / "qm9_replay"
+               / "descriptors")
+
+
+def descriptor_cache(tier: str = "fast", cache_dir: Path | str | None = None) -> _Cache:
+    """The descriptor cache of one tier at the current recipe version.
+
+    With the default root (``cache_dir=None``) the files shipped in :data:`SHIPPED_DIR`
+    for this tier and recipe version are read too (read-only, before the cache's own
+    chunks), so a checkout starts with them; an explicit ``cache_dir`` is used alone.
+
+    Args:
+        tier: A tier of :data:`bodisc.descriptors.TIERS`.
+        cache_dir: Root of the cache; ``None`` for :func:`default_cache_dir`.
+
+    Raises:
+        KeyError: For an unknown tier.
+    """
+    from bodisc.descriptors import TIERS
+    from bodisc.descriptors.qmex import RECIPE_VERSION
+
+    if tier not in TIERS:
+        raise KeyError(f"unknown descriptor tier {tier!r}; choose one of: {', '.join(TIERS)}")
+    stem = f"qm9-{tier}-v{RECIPE_VERSION}"
+    root = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    shipped = sorted(SHIPPED_DIR.glob(f"{stem}*.npz")) if cache_dir is None else []
+    return _Cache(root / stem, TIERS[tier], shipped)
+
+
+def export_descriptors(path: Path | str, indices: Sequence[int] | np.ndarray,
+                       tier: str = "fast", cache_dir: Path | str | None = None) -> Path:
+    """Write the cached descriptors of ``indices`` to one compressed file.
+
+    The file has the cache's chunk format (module docstring), so a cache reads it as
+    one chunk: put it in :data:`SHIPPED_DIR` (or in a cache folder) to use it.
+
+    Args:
+        path: The ``.npz`` file to write.
+        indices: QM9 indices, all already in the cache.
+        tier: A tier of :data:`bodisc.descriptors.TIERS`.
+        cache_dir: Root of the cache; ``None`` for :func:`default_cache_dir`.
+
+    Returns:
+        The file written.
+
+    Raises:
+        KeyError: For an unknown tier, or when molecules of ``indices`` are not cached.
+    """
+    cache = descriptor_cache(tier, cache_dir)
+    rows = cache.read_timed()
+    wanted = sorted({int(i) for i in np.asarray(indices).reshape(-1)})
+    absent = [i for i in wanted if i not in rows]
+    if absent:
+        raise KeyError(f"{len(absent)} molecules are not in the {tier} descriptor cache "
+                       f"(first: {absent[:5]}); compute them first")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records = [(i, *rows[i]) for i in wanted]
+    save_npz_atomically(path, _chunk_arrays(records, cache.names), compressed=True)
+    return path
+
+
+def save_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray],
+                        compressed: bool = False) -> None:
     """Write ``arrays`` to ``path`` (``.npz``) through a temporary file and a rename.
 
-    A reader never sees half a file, and a killed writer leaves none.
+    A reader never sees half a file, and a killed writer leaves none. ``compressed``
+    deflates the arrays (``np.savez_compressed``).
     """
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
+            (np.savez_compressed if compressed else np.savez)(stream, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -425,17 +518,11 @@ def qm9_descriptors(
     """
     import pandas as pd
 
-    from bodisc.descriptors import TIERS
-    from bodisc.descriptors.qmex import RECIPE_VERSION
-
-    if tier not in TIERS:
-        raise KeyError(f"unknown descriptor tier {tier!r}; choose one of: {', '.join(TIERS)}")
+    cache = descriptor_cache(tier, cache_dir)
     if workers < 1 or chunk_size < 1:
         raise ValueError(f"workers and chunk_size must be >= 1, got {workers}, {chunk_size}")
-    names = TIERS[tier]
+    names = cache.names
     wanted = list(dict.fromkeys(int(i) for i in np.asarray(indices).reshape(-1)))
-    root = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    cache = _Cache(root / f"qm9-{tier}-v{RECIPE_VERSION}", names)
     found = cache.read()
     missing = [i for i in wanted if i not in found or (retry_failed and found[i][1])]
     n_cached = len(wanted) - len(missing)

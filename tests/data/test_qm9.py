@@ -4,6 +4,8 @@ disk-cached featuriser (real worker processes, a temporary cache folder)."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,13 +16,14 @@ from bodisc.data.qm9 import (
     QM9_COLUMNS,
     QM9_SIZE,
     QM9_TARGETS,
+    export_descriptors,
     load_qm9,
     qm9_descriptors,
     qm9_geometry,
     qm9_sample_indices,
 )
 from bodisc.descriptors import FAST_QMEX, TIERS
-from bodisc.descriptors.qmex import compute_qmex, compute_qmex_on_geometry
+from bodisc.descriptors.qmex import RECIPE_VERSION, compute_qmex, compute_qmex_on_geometry
 
 HARTREE_EV = 27.211386
 BOHR3_A3 = 0.529177210903**3
@@ -159,6 +162,36 @@ def test_disk_cache_computes_each_molecule_once(tmp_path):
     assert again.attrs["computed"] == 0 and again.attrs["cached"] == 6
     assert _files(folder) == files  # nothing written, nothing rewritten
     pd.testing.assert_frame_equal(again.loc[indices], first)
+
+
+def test_shipped_descriptors_seed_the_default_cache(monkeypatch, tmp_path):
+    build, shipped = tmp_path / "build", tmp_path / "shipped"
+    indices = [int(i) for i in qm9_sample_indices(3, seed=5)]
+    file = shipped / f"qm9-fast-v{RECIPE_VERSION}.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bodisc.cli", "bench", "qm9-descriptors", "--sample", "3",
+         "--sample-seed", "5", "--workers", "1", "--cache-dir", str(build), "--export",
+         str(file)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 molecules: 3 computed, 0 cached, 0 failed" in proc.stdout
+    with np.load(file) as data:
+        assert sorted(data["qm9_index"].tolist()) == sorted(indices)
+        assert data["values"].shape == (3, len(TIERS["fast"]))
+    built = qm9_descriptors(indices, "fast", workers=1, cache_dir=build)
+    assert built.attrs["computed"] == 0
+
+    # a checkout's default cache starts with the shipped file and writes nothing
+    monkeypatch.setattr(qm9_module, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("BODISC_CACHE", str(tmp_path / "home"))
+    seeded = qm9_descriptors(indices, "fast", workers=1)
+    assert seeded.attrs["computed"] == 0 and seeded.attrs["cached"] == 3
+    pd.testing.assert_frame_equal(seeded, built)
+    assert not (tmp_path / "home").exists()
+    # an explicit cache root is read alone
+    own = qm9_descriptors(indices[:1], "fast", workers=1, cache_dir=tmp_path / "own")
+    assert own.attrs["computed"] == 1
+    with pytest.raises(KeyError, match="1 molecules are not in the fast descriptor cache"):
+        export_descriptors(tmp_path / "x.npz", [*indices, WATER], cache_dir=build)
 
 
 def test_failures_are_cached_with_their_reason(tmp_path):

@@ -163,7 +163,16 @@ class LocalExecutor:
             pool = self._get_pool()
             while queue and len(in_flight) < self.workers:
                 key, args = queue.pop()
-                in_flight[pool.submit(fn, *args)] = (key, args, time.monotonic())
+                try:
+                    future = pool.submit(fn, *args)
+                except BrokenProcessPool:  # a worker died since the last results came back
+                    queue.append((key, args))  # never started: not a suspect
+                    if in_flight:  # their futures fail too; the crash is dealt with below
+                        break
+                    self._kill_pool()  # it died outside any task: a fresh pool
+                    pool = self._get_pool()
+                    continue
+                in_flight[future] = (key, args, time.monotonic())
             deadline = min(t for _, _, t in in_flight.values()) + timeout_s
             done, _ = wait(in_flight, timeout=max(0.0, deadline - time.monotonic()),
                            return_when=FIRST_COMPLETED)

@@ -230,6 +230,9 @@ def bench_surrogate_cmd(
     sparse_n: Annotated[int, typer.Option(help="Labels of the sparse GP fit.", min=3)] = 50000,
     exact_n: Annotated[int, typer.Option(help="Labels of the exact GP it is compared with.",
                                          min=3)] = 2000,
+    sparse_draws: Annotated[int, typer.Option(
+        help="Random splits the sparse GP's accuracy is compared on (mean RMSEs).",
+        min=1)] = 1,
     baseline_max: Annotated[int | None, typer.Option(
         help="Candidates scored by the botorch baseline (default: all).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -252,6 +255,7 @@ def bench_surrogate_cmd(
     result = bench_surrogate(chosen, n=n, d=d, candidates=candidates,
                              mem_candidates=mem_candidates, warm_n=warm_n, batch_k=batch_k,
                              batch_n=batch_n, sparse_n=sparse_n, exact_n=exact_n,
+                             sparse_draws=sparse_draws,
                              device=device, baseline_max=baseline_max, progress=show)
     typer.echo(f"device: {result['device']}")
     if json_out:

@@ -373,8 +373,15 @@ def bench_batched(k: int = 8, n: int = 200, device: str = "auto",
 
 
 def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
-                 n_test: int = 3000, device: str = "auto") -> dict[str, Any]:
+                 n_test: int = 3000, device: str = "auto", draws: int = 1) -> dict[str, Any]:
     """The sparse GP: fit time at ``n_big`` labels; held-out QM9 RMSE against the exact GP.
+
+    One draw splits the molecules at random into ``n_test`` held-out ones and the rest,
+    fits the sparse GP on the first ``n_train`` of the rest and the exact GP on the first
+    ``n_exact``; draw ``k`` uses the split seeded ``4 + k`` and the sparse GP's seed ``k``
+    (draw 0 is the single draw of earlier versions). On all of QM9 one draw does not
+    settle the comparison: the exact GP's RMSE alone ranged from 0.28 to 0.41 D over three
+    training sets of 2,000 (README), so the ratio is that of the mean RMSEs over the draws.
 
     Args:
         n_big: Labels of the timed fit.
@@ -383,34 +390,43 @@ def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
         n_train: Labels of the sparse GP in the accuracy comparison.
         n_test: Held-out molecules.
         device: Surrogate device.
+        draws: Random splits the accuracy comparison is repeated on.
     """
     from bodisc.surrogates.gp import GPSurrogate
     from bodisc.surrogates.sparse import SparseGP
 
     X, y, note = qm9_table()
-    rng = np.random.default_rng(4)
-    order = rng.permutation(len(y))
+    r_sparse: list[float] = []
+    r_exact: list[float] = []
+    t_sparse_acc: list[float] = []
+    t_exact: list[float] = []
     n_test = min(n_test, len(y) // 4)
-    test, pool = order[:n_test], order[n_test:]
-    n_train = min(n_train, len(pool))
-    t0 = time.perf_counter()
-    sparse = SparseGP(device=device).fit(X[pool[:n_train]], y[pool[:n_train]])
-    t_sparse_acc = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    exact = GPSurrogate(device=device).fit(X[pool[:n_exact]], y[pool[:n_exact]])
-    t_exact = time.perf_counter() - t0
-    rmse = lambda m: float(np.sqrt(np.mean((m.predict(X[test])[0] - y[test]) ** 2)))  # noqa: E731
-    r_sparse, r_exact = rmse(sparse), rmse(exact)
+    for k in range(draws):
+        order = np.random.default_rng(4 + k).permutation(len(y))
+        test, pool = order[:n_test], order[n_test:]
+        n_train = min(n_train, len(pool))
+        rmse = lambda m: float(np.sqrt(np.mean((m.predict(X[test])[0] - y[test]) ** 2)))  # noqa: B023, E731
+        t0 = time.perf_counter()
+        sparse = SparseGP(device=device, seed=k).fit(X[pool[:n_train]], y[pool[:n_train]])
+        t_sparse_acc.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        exact = GPSurrogate(device=device).fit(X[pool[:n_exact]], y[pool[:n_exact]])
+        t_exact.append(time.perf_counter() - t0)
+        r_sparse.append(rmse(sparse))
+        r_exact.append(rmse(exact))
     Xb, yb, note_big = qm9_table(min_rows=n_big)
     t0 = time.perf_counter()
     SparseGP(device=device).fit(Xb[:n_big], yb[:n_big])
     t_big = time.perf_counter() - t0
     return {
         "sparse_fit_s": t_big, "sparse_fit_labels": n_big,
-        "sparse_rmse": r_sparse, "exact_rmse": r_exact,
-        "sparse_rmse_ratio": r_sparse / r_exact,
-        "sparse_train_fit_s": t_sparse_acc, "exact_fit_s": t_exact,
-        "sparse_sizes": {"n_train": n_train, "n_exact": n_exact, "n_test": int(n_test)},
+        "sparse_rmse": float(np.mean(r_sparse)), "exact_rmse": float(np.mean(r_exact)),
+        "sparse_rmse_ratio": float(np.mean(r_sparse) / np.mean(r_exact)),
+        "sparse_rmse_draws": r_sparse, "exact_rmse_draws": r_exact,
+        "sparse_train_fit_s": float(np.mean(t_sparse_acc)),
+        "exact_fit_s": float(np.mean(t_exact)),
+        "sparse_sizes": {"n_train": n_train, "n_exact": n_exact, "n_test": int(n_test),
+                         "draws": draws},
         "sparse_data": note, "sparse_big_data": note_big,
     }
 
@@ -418,8 +434,8 @@ def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
 def bench_surrogate(parts: tuple[str, ...] = PARTS, *, n: int = 1000, d: int = 22,
                     candidates: int = 20000, mem_candidates: int = 1_000_000,
                     warm_n: int = 1000, batch_k: int = 8, batch_n: int = 200,
-                    sparse_n: int = 50000, exact_n: int = 2000, device: str = "auto",
-                    baseline_max: int | None = None,
+                    sparse_n: int = 50000, exact_n: int = 2000, sparse_draws: int = 1,
+                    device: str = "auto", baseline_max: int | None = None,
                     progress: Callable[[str, dict[str, Any]], None] | None = None
                     ) -> dict[str, Any]:
     """Run the chosen parts; one flat dict of figures (see the module docstring).
@@ -446,7 +462,7 @@ def bench_surrogate(parts: tuple[str, ...] = PARTS, *, n: int = 1000, d: int = 2
         "memory": lambda: bench_memory(n, d, mem_candidates, device),
         "warm": lambda: bench_warm(warm_n, 10, device),
         "batched": lambda: bench_batched(batch_k, batch_n, device),
-        "sparse": lambda: bench_sparse(sparse_n, exact_n, device=device),
+        "sparse": lambda: bench_sparse(sparse_n, exact_n, device=device, draws=sparse_draws),
     }
     for part in parts:
         out = runs[part]()

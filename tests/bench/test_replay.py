@@ -47,3 +47,16 @@ def test_bench_cli_refuses_an_unknown_part(tmp_path):
                            "--parts", "scoring,speed"], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "unknown part 'speed'" in proc.stderr and "scoring" in proc.stderr
+
+
+def test_bench_sparse_compares_mean_rmse_over_draws():
+    from bodisc.bench.surrogate import bench_sparse, qm9_table
+
+    out = bench_sparse(n_big=400, n_exact=150, n_train=300, n_test=100, device="cpu", draws=2)
+    assert out["sparse_sizes"]["draws"] == 2
+    assert len(out["sparse_rmse_draws"]) == len(out["exact_rmse_draws"]) == 2
+    assert out["sparse_rmse_draws"][0] != out["sparse_rmse_draws"][1]  # other splits
+    assert out["sparse_rmse"] == pytest.approx(np.mean(out["sparse_rmse_draws"]))
+    assert out["sparse_rmse_ratio"] == pytest.approx(out["sparse_rmse"] / out["exact_rmse"])
+    _, y, _ = qm9_table()
+    assert max(out["sparse_rmse_draws"] + out["exact_rmse_draws"]) < np.std(y)

@@ -8,9 +8,17 @@ makes two approximations, each chosen by measurement (``bodisc bench surrogate``
    warm-startable) on a seeded random subset of ``subset`` labels. Lengthscales and noise
    of a smooth property settle long before the data run out; the subset fit costs the same
    at 5,000 and at 500,000 labels.
-2. The posterior uses *all* labels through ``inducing`` inducing points (a seeded random
-   subset of the training molecules) with the variational free energy posterior of
-   Titsias (2009), the predictive distribution of gpytorch's SGPR:
+2. The posterior uses *all* labels through ``inducing`` inducing points with the
+   variational free energy posterior of Titsias (2009), the predictive distribution of
+   gpytorch's SGPR. The inducing points are k-means centres of the training molecules
+   in the kernel's lengthscale-scaled space (scikit-learn's seeded ``MiniBatchKMeans``),
+   where each covers the molecules nearest to it; with as many inducing points as labels
+   they are the labels themselves. Measured on all of QM9 (dipole, 10,000 labels, 1,024
+   inducing points, ``bodisc bench surrogate --parts sparse --sparse-draws 5`` on an
+   H100, README): mean held-out RMSE 0.241 D over 5 random splits against 0.289 D with
+   a random subset of the labels as inducing points (``inducing_init="random"``), and
+   0.245 D for the exact GP on 2,000 labels; the k-means added about 1.2 s to a
+   50,000-label fit there.
 
    ``A = Lu^-1 Kuf / s``, ``B = I + A A^T = LB LB^T``, ``c = LB^-1 A (y - m) / s``;
    for candidates ``W = Lu^-1 Kus``, ``T = LB^-1 W``:
@@ -40,6 +48,9 @@ from bodisc.surrogates.gp import (
 if TYPE_CHECKING:
     import torch
 
+#: Ways to place the inducing points (:class:`SparseGP`'s ``inducing_init``).
+INDUCING_INITS: tuple[str, ...] = ("kmeans", "random")
+
 
 class SparseGP:
     """Subset-of-data hyperparameters and an inducing-point posterior on all labels.
@@ -51,12 +62,19 @@ class SparseGP:
         subset: Labels used to fit the hyperparameters.
         inducing: Number of inducing points.
         seed: Seed of the subset and inducing-point draws.
+        inducing_init: ``kmeans`` (k-means centres, the default) or ``random`` (a random
+            subset of the labelled molecules).
     """
 
     def __init__(self, kernel: str = "matern52", device: str = "auto", dtype: str = "auto",
-                 subset: int = 1000, inducing: int = 1024, seed: int = 0) -> None:
+                 subset: int = 1000, inducing: int = 1024, seed: int = 0,
+                 inducing_init: str = "kmeans") -> None:
+        if inducing_init not in INDUCING_INITS:
+            raise ValueError(f"unknown inducing_init {inducing_init!r}; choose one of: "
+                             f"{', '.join(INDUCING_INITS)}")
         self.exact = GPSurrogate(kernel, device, dtype)
         self.subset, self.inducing, self.seed = subset, inducing, seed
+        self.inducing_init = inducing_init
 
     @property
     def fit_evaluations(self) -> int:
@@ -102,9 +120,8 @@ class SparseGP:
         self._mean_const = gp._mean_const
         noise = gp.model.likelihood.noise.detach().reshape(())
         self._noise = noise
-        m = min(self.inducing, n)
-        ind = np.sort(rng.choice(n, size=m, replace=False))
-        self._Zu = Xs[torch.as_tensor(ind, device=dev)]
+        self._Zu = self._inducing_points(Xs, min(self.inducing, n), rng)
+        m = self._Zu.shape[0]
         with torch.no_grad():
             Kuu = self._kernel(self._Zu, self._Zu)
             Kuu.diagonal().add_(1e-6 * float(self._kernel.outputscale))
@@ -124,6 +141,28 @@ class SparseGP:
             self._c = torch.linalg.solve_triangular(
                 self._LB, (Ar / s).unsqueeze(-1), upper=False).squeeze(-1)
         return self
+
+    def _inducing_points(self, Xs: torch.Tensor, m: int,
+                         rng: np.random.Generator) -> torch.Tensor:
+        """``m`` inducing inputs ``(m, d)`` for the scaled training inputs ``Xs`` ``(n, d)``."""
+        import torch
+
+        n = Xs.shape[0]
+        if m >= n:
+            return Xs
+        if self.inducing_init == "random":
+            ind = np.sort(rng.choice(n, size=m, replace=False))
+            return Xs[torch.as_tensor(ind, device=Xs.device)]
+        from sklearn.cluster import MiniBatchKMeans
+
+        rows = Xs.cpu().numpy()
+        distinct = np.unique(rows, axis=0)
+        if len(distinct) <= m:  # no more distinct molecules than inducing points
+            return torch.as_tensor(distinct, dtype=Xs.dtype, device=Xs.device)
+        km = MiniBatchKMeans(n_clusters=m, n_init=1, batch_size=max(4096, 2 * m),
+                             random_state=int(rng.integers(2**31)))
+        km.fit(rows)
+        return torch.as_tensor(km.cluster_centers_, dtype=Xs.dtype, device=Xs.device)
 
     def _parts(self, Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``W`` and ``T`` of scaled candidates ``(c, d)``: each ``(M, c)``."""

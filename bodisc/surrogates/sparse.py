@@ -144,7 +144,11 @@ class SparseGP:
 
     def _inducing_points(self, Xs: torch.Tensor, m: int,
                          rng: np.random.Generator) -> torch.Tensor:
-        """``m`` inducing inputs ``(m, d)`` for the scaled training inputs ``Xs`` ``(n, d)``."""
+        """Inducing inputs ``(k, d)`` for the scaled training inputs ``Xs`` ``(n, d)``.
+
+        With ``m >= n`` they are the rows themselves (``k = n``); k-means asked for more
+        centres than ``Xs`` has distinct rows gives those rows (``k < m``); else ``k = m``.
+        """
         import torch
 
         n = Xs.shape[0]

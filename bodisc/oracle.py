@@ -6,8 +6,9 @@ is a value of the result, never an exception that ends the campaign.
 
 Oracles are found by name:
 
-* in the ``bodisc.oracles`` entry-point group (bodisc's own oracles in ``oracles/`` are
-  registered there exactly like a user's), or
+* in the ``bodisc.oracles`` entry-point group (bodisc's own oracles, the repository's
+  ``oracles/`` folder installed as ``bodisc.builtin_oracles``, are registered there
+  exactly like a user's), or
 * as ``package.module:Class`` or ``path/to/file.py:Class``.
 
 Each oracle class declares its ``Options`` (a pydantic model validated with the campaign

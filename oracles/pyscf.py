@@ -2,10 +2,10 @@
 
 Recipe for one molecule (one worker process, one call):
 
-1. the GFN2-xTB-optimised geometry of :mod:`oracles.xtb`: ``n_conformers`` ETKDGv3 +
-   MMFF94 conformers, the lowest in GFN2-xTB energy optimised with GFN2-xTB, checked
-   for changed bonding (the ``[oracle.options.geometry]`` table takes the xTB oracle's
-   options);
+1. the GFN2-xTB-optimised geometry of :mod:`bodisc.builtin_oracles.xtb`:
+   ``n_conformers`` ETKDGv3 + MMFF94 conformers, the lowest in GFN2-xTB energy optimised
+   with GFN2-xTB, checked for changed bonding (the ``[oracle.options.geometry]`` table
+   takes the xTB oracle's options);
 2. one Kohn-Sham DFT single point with PySCF at that geometry: ``functional``
    (default B3LYP, PySCF's libxc definition) in the ``basis`` (default def2-SVP),
    restricted for closed shells and unrestricted otherwise, with density fitting
@@ -37,9 +37,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bodisc.builtin_oracles.xtb import XtbDipoleOptions, optimised_geometry
 from bodisc.errors import MoleculeFailure
 from bodisc.oracle import Oracle
-from oracles.xtb import XtbDipoleOptions, optimised_geometry
 
 __all__ = ["PyscfDipoleOptions", "PyscfDipoleOracle", "PyscfGapOracle", "xtb_geometry",
            "gpu_available"]
@@ -135,7 +135,7 @@ def xtb_geometry(smiles: str, opts: XtbDipoleOptions) -> tuple[np.ndarray, np.nd
         ``conformer``.
 
     Raises:
-        MoleculeFailure: As :class:`oracles.xtb.XtbDipoleOracle`.
+        MoleculeFailure: As :class:`bodisc.builtin_oracles.xtb.XtbDipoleOracle`.
     """
     geo = optimised_geometry(smiles, opts)
     return geo.numbers, geo.positions, geo.charge, {

@@ -1,5 +1,8 @@
 """Reference data sets: QM9 (table, geometries, benchmark targets, cached descriptors).
 
+The package data folder ``descriptors/`` ships QM9's fast-tier descriptors
+(:func:`shipped_descriptors`).
+
 Importing this package loads numpy only; pandas, RDKit and tblite load when a function
 that needs them is called.
 """
@@ -17,6 +20,7 @@ from bodisc.data.qm9 import (
     qm9_descriptors,
     qm9_geometry,
     qm9_sample_indices,
+    shipped_descriptors,
 )
 
 __all__ = [
@@ -30,4 +34,5 @@ __all__ = [
     "qm9_descriptors",
     "qm9_geometry",
     "qm9_sample_indices",
+    "shipped_descriptors",
 ]

@@ -25,10 +25,12 @@ molecule failed as a whole), ``note`` (``(m,)``, ``""`` or why no molecular grap
 be put on the geometry, which makes ``min(mbo)``, ``max(mbo)``, ``dEacid`` and
 ``dEbase`` NaN) and ``seconds`` (``(m,)``, wall time per molecule inside the worker).
 
-A checkout ships the fast tier of all of QM9 in that format, one compressed file
-(:data:`SHIPPED_DIR`, written by ``bodisc bench qm9-descriptors --export``): the default
-cache reads it first (:func:`descriptor_cache`), so the whole-pool replay starts without
-computing anything.
+The package ships the fast tier of all of QM9 in that format, one compressed file of
+package data (``bodisc/data/descriptors/qm9-fast-v1.npz``, :func:`shipped_descriptors`,
+written by ``bodisc bench qm9-descriptors --export``), found through
+:mod:`importlib.resources` in a checkout, an editable install and a wheel alike: the
+default cache reads it first (:func:`descriptor_cache`), so the whole-pool replay starts
+without computing anything.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +68,7 @@ __all__ = [
     "qm9_descriptors",
     "qm9_geometry",
     "qm9_sample_indices",
+    "shipped_descriptors",
 ]
 
 #: Number of molecules in ``qm9pack`` (rows of :func:`load_qm9`).
@@ -384,19 +388,43 @@ def _chunk_arrays(records: Sequence[_Record], names: tuple[str, ...]) -> dict[st
     }
 
 
-#: Where a checkout of bodisc ships descriptor files (``qm9-<tier>-v<RECIPE_VERSION>.npz``,
-#: written by :func:`export_descriptors`): the fast tier of every QM9 molecule, so the QM9
-#: replay on the whole pool needs no xTB. An install without ``docs/`` simply has none.
-SHIPPED_DIR = (Path(__file__).resolve().parents[2] / "docs" / "results" / "qm9_replay"
-               / "descriptors")
+#: Where the package ships descriptor files (``qm9-<tier>-v<RECIPE_VERSION>.npz``, written
+#: by :func:`export_descriptors`): the package data folder ``bodisc/data/descriptors``, found
+#: through :mod:`importlib.resources` (pip installs packages as plain folders, so it is a
+#: real directory in a checkout, an editable install and a wheel install alike). It holds
+#: the fast tier of every QM9 molecule, so the QM9 replay on the whole pool needs no xTB.
+SHIPPED_DIR = Path(str(resources.files("bodisc.data").joinpath("descriptors")))
+
+
+def shipped_descriptors(tier: str = "fast") -> list[Path]:
+    """The descriptor files shipped with the package for one tier at the current recipe.
+
+    Args:
+        tier: A tier of :data:`bodisc.descriptors.TIERS`.
+
+    Returns:
+        The ``qm9-<tier>-v<RECIPE_VERSION>*.npz`` files of :data:`SHIPPED_DIR`, sorted;
+        empty when none ships (the ``full`` tier, or a recipe version newer than the
+        shipped file).
+
+    Raises:
+        KeyError: For an unknown tier.
+    """
+    from bodisc.descriptors import TIERS
+    from bodisc.descriptors.qmex import RECIPE_VERSION
+
+    if tier not in TIERS:
+        raise KeyError(f"unknown descriptor tier {tier!r}; choose one of: {', '.join(TIERS)}")
+    return sorted(SHIPPED_DIR.glob(f"qm9-{tier}-v{RECIPE_VERSION}*.npz"))
 
 
 def descriptor_cache(tier: str = "fast", cache_dir: Path | str | None = None) -> _Cache:
     """The descriptor cache of one tier at the current recipe version.
 
-    With the default root (``cache_dir=None``) the files shipped in :data:`SHIPPED_DIR`
-    for this tier and recipe version are read too (read-only, before the cache's own
-    chunks), so a checkout starts with them; an explicit ``cache_dir`` is used alone.
+    With the default root (``cache_dir=None``) the files shipped with the package for this
+    tier and recipe version (:func:`shipped_descriptors`) are read too (read-only, before
+    the cache's own chunks), so every install starts with them; an explicit ``cache_dir``
+    is used alone.
 
     Args:
         tier: A tier of :data:`bodisc.descriptors.TIERS`.
@@ -412,7 +440,7 @@ def descriptor_cache(tier: str = "fast", cache_dir: Path | str | None = None) ->
         raise KeyError(f"unknown descriptor tier {tier!r}; choose one of: {', '.join(TIERS)}")
     stem = f"qm9-{tier}-v{RECIPE_VERSION}"
     root = default_cache_dir() if cache_dir is None else Path(cache_dir)
-    shipped = sorted(SHIPPED_DIR.glob(f"{stem}*.npz")) if cache_dir is None else []
+    shipped = shipped_descriptors(tier) if cache_dir is None else []
     return _Cache(root / stem, TIERS[tier], shipped)
 
 
@@ -421,7 +449,8 @@ def export_descriptors(path: Path | str, indices: Sequence[int] | np.ndarray,
     """Write the cached descriptors of ``indices`` to one compressed file.
 
     The file has the cache's chunk format (module docstring), so a cache reads it as
-    one chunk: put it in :data:`SHIPPED_DIR` (or in a cache folder) to use it.
+    one chunk: put it in a checkout's ``bodisc/data/descriptors/`` (:data:`SHIPPED_DIR`)
+    to ship it with the package, or in a cache folder to use it there.
 
     Args:
         path: The ``.npz`` file to write.

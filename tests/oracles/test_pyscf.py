@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from bodisc.builtin_oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle, PyscfGapOracle
 from bodisc.config import load_campaign
 from bodisc.errors import ConfigError
 from bodisc.oracle import resolve_oracle, run_one
-from oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle, PyscfGapOracle
 from tests.conftest import TINY, write_campaign
 
 E_BOHR_IN_DEBYE = 2.541746
@@ -65,7 +65,7 @@ def test_dipole_matches_pyscf_run_here(oracle, smiles):
 
 
 def test_geometry_is_the_xtb_oracles():
-    from oracles.xtb import XtbDipoleOracle
+    from bodisc.builtin_oracles.xtb import XtbDipoleOracle
 
     dft = run_one(PyscfDipoleOracle({"geometry": {"n_conformers": 2}}), "C=O")
     xtb = run_one(XtbDipoleOracle({"n_conformers": 2}), "C=O")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bodisc.builtin_oracles.qm9 import QM9Oracle
 from bodisc.chem.pool import QM9Pool, qm9_records
 from bodisc.config import load_campaign
 from bodisc.data import qm9_sample_indices
 from bodisc.errors import ConfigError
 from bodisc.oracle import resolve_oracle, run_one
-from oracles.qm9 import QM9Oracle
 from tests.conftest import TINY, write_campaign
 
 HARTREE_EV = 27.211386

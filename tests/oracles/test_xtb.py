@@ -5,10 +5,15 @@ import pytest
 from pydantic import ValidationError
 from rdkit import Chem
 
+from bodisc.builtin_oracles.xtb import (
+    XtbDipoleOptions,
+    XtbDipoleOracle,
+    _check_connectivity,
+    connectivity,
+)
 from bodisc.chem.conformers import atomic_numbers, lowest_conformer, positions
 from bodisc.errors import MoleculeFailure
 from bodisc.oracle import resolve_oracle, run_one
-from oracles.xtb import XtbDipoleOptions, XtbDipoleOracle, _check_connectivity, connectivity
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle
-from oracles.xtb import XtbDipoleOracle
+from bodisc.builtin_oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle
+from bodisc.builtin_oracles.xtb import XtbDipoleOracle
 
 
 def _record(ledger: str, smiles: str) -> None:

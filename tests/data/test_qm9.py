@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,11 +18,13 @@ from bodisc.data.qm9 import (
     QM9_COLUMNS,
     QM9_SIZE,
     QM9_TARGETS,
+    descriptor_cache,
     export_descriptors,
     load_qm9,
     qm9_descriptors,
     qm9_geometry,
     qm9_sample_indices,
+    shipped_descriptors,
 )
 from bodisc.descriptors import FAST_QMEX, TIERS
 from bodisc.descriptors.qmex import RECIPE_VERSION, compute_qmex, compute_qmex_on_geometry
@@ -162,6 +166,21 @@ def test_disk_cache_computes_each_molecule_once(tmp_path):
     assert again.attrs["computed"] == 0 and again.attrs["cached"] == 6
     assert _files(folder) == files  # nothing written, nothing rewritten
     pd.testing.assert_frame_equal(again.loc[indices], first)
+
+
+def test_the_package_ships_the_fast_tier_of_all_of_qm9(monkeypatch, tmp_path):
+    (file,) = shipped_descriptors("fast")
+    package = Path(str(resources.files("bodisc.data")))
+    assert file == package / "descriptors" / f"qm9-fast-v{RECIPE_VERSION}.npz"
+    with np.load(file) as data:
+        assert len(data["qm9_index"]) == QM9_SIZE
+        assert tuple(str(n) for n in data["names"]) == TIERS["fast"]
+    assert shipped_descriptors("full") == []
+    with pytest.raises(KeyError, match="unknown descriptor tier"):
+        shipped_descriptors("medium")
+    monkeypatch.setenv("BODISC_CACHE", str(tmp_path))
+    assert descriptor_cache("fast").shipped == (file,)
+    assert descriptor_cache("fast", tmp_path).shipped == ()
 
 
 def test_shipped_descriptors_seed_the_default_cache(monkeypatch, tmp_path):

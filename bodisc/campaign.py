@@ -1,9 +1,12 @@
-"""The campaign loop: the one stateful orchestrator.
+"""The campaign: the one stateful object, with ``ask`` / ``tell`` / ``run`` as its face.
 
-One iteration: choose parents, generate candidates, featurise them (cached), fit the GP on
-every labelled molecule, pick a batch with the acquisition strategy, record the batch as
-pending oracle jobs, run the oracle in worker processes committing each result as it
-lands, then record the iteration's metrics and log them to MLflow.
+A :class:`Campaign` owns the lock, the store, the executor and the MLflow tracker; the
+loop's work is done by :mod:`bodisc.loop` (the pure step, the refit schedule,
+featurisation, diagnostics). One iteration: :meth:`Campaign.ask` chooses parents,
+generates candidates, featurises them, fits the surrogate, picks a batch and records it
+as pending oracle jobs; :meth:`Campaign.tell` commits labels or failures; :meth:`run`
+is ask, evaluate with the configured oracle in worker processes (committing each result
+as it lands), tell, until the budget is spent.
 
 Iteration 0 labels the seed molecules. Every random choice of iteration ``i`` comes from
 generators seeded by ``(random_seed, i)``, and everything an iteration reads is what the
@@ -17,20 +20,28 @@ choices an uninterrupted run makes:
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
+import math
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get, parse_proxy
-from bodisc.errors import StoreError
+from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get
+from bodisc.errors import StoreError, TellError
 from bodisc.failpoints import failpoint
-from bodisc.store import CampaignStore, Job, NewJob
+from bodisc.loop import diagnostics
+from bodisc.loop.features import Featuriser
+from bodisc.loop.refit import FitState, SurrogateSettings
+from bodisc.loop.step import Batch, choose_batch
+from bodisc.store import TARGET, CampaignStore, Job, NewJob
+
+_INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
 
 
 class Reporter:
@@ -105,8 +116,66 @@ def discard_store(config: CampaignConfig) -> str | None:
     return f"{path}: {n_jobs} oracle calls in {n_iter} iterations"
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """One molecule :meth:`Campaign.ask` proposes, recorded in the store as a pending job.
+
+    Attributes:
+        smiles: The molecule.
+        inchikey: Its InChIKey (how the store knows it).
+        mean: Predicted label (label units), ``None`` without a model (seeds, random).
+        std: Predictive standard deviation, or ``None``.
+        acquisition: The acquisition value when it was chosen, or ``None``.
+        iteration: The iteration (batch) it belongs to.
+        fidelity: ``target``, or ``cheap`` for a cheap call of a multi-fidelity campaign.
+        oracle: The oracle that is to label it.
+    """
+
+    smiles: str
+    inchikey: str
+    mean: float | None
+    std: float | None
+    acquisition: float | None
+    iteration: int
+    fidelity: str = TARGET
+    oracle: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A result for :meth:`Campaign.tell`: a label, or a failure with its reason.
+
+    Attributes:
+        molecule: The molecule's InChIKey or SMILES.
+        value: The label (label units); ``None`` for a failure.
+        failure: Why the molecule could not be labelled; ``None`` for a label.
+        seconds: What the evaluation cost, if known.
+        extras: Further values of the same calculation (stored with the label).
+        fidelity: Which job of the molecule it answers (``target`` or ``cheap``).
+    """
+
+    molecule: str
+    value: float | None = None
+    failure: str | None = None
+    seconds: float = 0.0
+    extras: Mapping[str, Any] | None = None
+    fidelity: str = TARGET
+
+    @classmethod
+    def of(cls, molecule: str, result: Any) -> Outcome:
+        """From a label, or from an :class:`~bodisc.oracle.OracleResult` of an oracle."""
+        if hasattr(result, "failure") and hasattr(result, "value"):
+            return cls(molecule, result.value, result.failure,
+                       float(getattr(result, "seconds", 0.0)), getattr(result, "extras", None))
+        return cls(molecule, result)
+
+
 class Campaign:
     """A campaign bound to its store, executor and tracker.
+
+    Use it as a context manager, or call :meth:`close` when done: :meth:`ask` and
+    :meth:`tell` open the store (taking the campaign's lock) on first use; :meth:`run`
+    opens and closes it itself when it is not open already.
 
     Args:
         config: The validated campaign.
@@ -117,17 +186,20 @@ class Campaign:
             all its runs in its own.
         run_tags: Further MLflow tags of the run (e.g. ``mlflow.parentRunId``).
         run_params: Further MLflow params of the run.
-        cache: A shared result cache (:class:`bodisc.compare.ResultCache`): oracle results
-            and descriptors computed by any campaign sharing it are reused, never
-            recomputed; each campaign still records (and pays for) its own calls.
+        cache: A shared result cache (:class:`bodisc.runtime.cache.ResultCache`): oracle
+            results and descriptors computed by any campaign sharing it are reused,
+            never recomputed; each campaign still records (and pays for) its own calls.
+        tracking: Log to MLflow (``False``: the store alone; iterations not logged are
+            sent by the next run that tracks).
+        features: The featuriser (default: the campaign's QMex descriptors,
+            :class:`~bodisc.loop.features.Featuriser`); tests pass a cheaper one.
     """
 
     def __init__(self, config: CampaignConfig, config_file: str = "",
                  reporter: Reporter | None = None, tracking_uri: str | None = None,
                  experiment: str | None = None, run_tags: dict[str, str] | None = None,
-                 run_params: dict[str, Any] | None = None, cache: Any = None) -> None:
-        from bodisc.descriptors import TIERS, default_descriptors, tier_of
-
+                 run_params: dict[str, Any] | None = None, cache: Any = None,
+                 tracking: bool = True, features: Featuriser | None = None) -> None:
         self.config = config
         self.config_file = config_file
         self.reporter = reporter or Reporter()
@@ -136,19 +208,9 @@ class Campaign:
         self.run_tags = dict(run_tags or {})
         self.run_params = dict(run_params or {})
         self.cache = cache
+        self.tracking = tracking
         self.sign = 1.0 if config.objective.direction == "maximize" else -1.0
-        self.descriptor_names = tuple(config.descriptors.names or default_descriptors())
-        # The cache holds a molecule's whole tier, so campaigns that use other descriptors
-        # of the same tier (and the same recipe settings) reuse it.
-        tier = tier_of(self.descriptor_names)
-        self.tier_names = TIERS[tier]
-        self.columns = [self.tier_names.index(n) for n in self.descriptor_names]
-        key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed])
-        self.descriptor_set = f"qmex-{tier}/" + hashlib.sha1(key.encode()).hexdigest()[:10]
-        self.tier = tier
-        self._pool: Any = None  # the [pool] of candidates, built on first use
-        if config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
-            self.descriptor_set = f"qm9geom-{tier}"
+        self.features = features or Featuriser(config)
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
         # multi-fidelity ([fidelity]): the cheap oracle's options and the cost per call
         self.fidelity = config.fidelity
@@ -159,9 +221,110 @@ class Campaign:
             self.cheap_options = json.dumps(config.fidelity.cheap_options, sort_keys=True)
             self.costs = fidelity_costs(config)
         self.store: CampaignStore | None = None
+        self.tracker: Any = None
         self.changed_on_resume: list[str] = []
+        self._resources: contextlib.ExitStack | None = None
+        self._executor: Any = None
 
-    # -- set-up -----------------------------------------------------------------------
+    # -- what the featuriser decides, under the names report and compare read ------------
+    @property
+    def descriptor_names(self) -> tuple[str, ...]:
+        """The campaign's descriptors, in column order."""
+        return self.features.names
+
+    @property
+    def descriptor_set(self) -> str:
+        """The store's key of the campaign's descriptor recipe."""
+        return self.features.descriptor_set
+
+    @property
+    def columns(self) -> list[int]:
+        """Columns of the campaign's descriptors within their tier's vector."""
+        return self.features.columns
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        """Every descriptor of the tier the cache holds."""
+        return self.features.tier_names
+
+    def pool(self) -> Any:
+        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
+        return self.features.pool()
+
+    # -- opening and closing ------------------------------------------------------------
+    def open(self) -> Campaign:
+        """Take the lock, open (or create) the store and start MLflow tracking.
+
+        Raises:
+            StoreError: If another process is running this campaign (the message names
+                it), or the store cannot be used.
+        """
+        if self._resources is not None:
+            return self
+        from bodisc.lock import CampaignLock, describe
+        from bodisc.tracking.mlflow_tracker import Tracker, flatten
+
+        cfg = self.config
+        with contextlib.ExitStack() as stack:
+            lock = stack.enter_context(CampaignLock(cfg.path("store")))
+            if lock.previous:
+                self.reporter.message(f"took over the lock left by a stopped run "
+                                      f"({describe(lock.previous)})")
+            self.store = store = self._open_store()
+            stack.callback(self._close_store)
+            self.tracker = Tracker(cfg.path("mlruns"), self.experiment, self.reporter.message,
+                                   uri=self.tracking_uri)
+            if self.tracking:
+                run_id = self.tracker.start(
+                    store.get_meta("mlflow_run_id"), run_name=cfg.name,
+                    params={**flatten(cfg.as_dict()), **self.run_params},
+                    tags={"bodisc.campaign": cfg.name, "bodisc.store": str(cfg.path("store")),
+                          "bodisc.acquisition": cfg.acquisition.name, **self.run_tags},
+                )
+                if run_id is not None and store.get_meta("mlflow_run_id") is None:
+                    store.set_meta("mlflow_run_id", run_id)
+                if self.changed_on_resume:
+                    self.tracker.set_tags({f"bodisc.resumed.{int(time.time())}.changed":
+                                           ", ".join(self.changed_on_resume)})
+            self._log_pending_iterations()
+            self._resources = stack.pop_all()
+        return self
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the MLflow run with ``status``, stop the executor, close the store, unlock."""
+        if self._resources is None:
+            return
+        resources, self._resources = self._resources, None
+        try:
+            if self.tracker is not None:
+                self.tracker.end(status)
+        finally:
+            self._executor = None
+            resources.close()
+
+    def __enter__(self) -> Campaign:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close("FINISHED" if exc_type is None else
+                   "KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+
+    def _close_store(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    @property
+    def executor(self) -> Any:
+        """The oracle and descriptor executor (started on first use, stopped by close)."""
+        if self._executor is None:
+            from bodisc.execution.dask import make_executor
+
+            assert self._resources is not None, "open the campaign first"
+            self._executor = self._resources.enter_context(
+                make_executor(self.config.execution))
+        return self._executor
+
     def _open_store(self) -> CampaignStore:
         store = CampaignStore(self.config.path("store"))
         stored = store.get_meta("config")
@@ -190,73 +353,142 @@ class Campaign:
                 store.set_meta("config", current)
         return store
 
+    def _store(self) -> CampaignStore:
+        self.open()
+        assert self.store is not None
+        return self.store
+
+    # -- ask and tell ------------------------------------------------------------------
+    def ask(self, n: int | None = None) -> list[Proposal]:
+        """Choose the next batch and record it as pending jobs (one iteration).
+
+        The batch never holds a labelled, failed or pending molecule, and model-based
+        strategies condition on the pending ones (kriging believer), so asking again
+        before the labels are back is sound. The first ask of a campaign returns its
+        seed molecules (all of them, within the budget), whatever ``n``.
+
+        Args:
+            n: Batch size (default ``[acquisition] batch_size``); at most the oracle calls
+                left in ``[budget] oracle_calls``.
+
+        Returns:
+            The proposals, best first by the strategy's order; empty when the budget is
+            spent or the generator found no new valid candidate.
+        """
+        store = self._store()
+        it = store.next_iteration()
+        if not self._start_iteration(it, n):
+            return []
+        return self.proposals(it)
+
+    def proposals(self, iteration: int | None = None, pending_only: bool = False
+                  ) -> list[Proposal]:
+        """The proposals of one iteration (or of all), as :meth:`ask` returned them.
+
+        Args:
+            iteration: The iteration; ``None`` for every one.
+            pending_only: Only those still waiting for a result.
+        """
+        store = self._store()
+        rows = store.jobs("pending" if pending_only else None, iteration, fidelity=None)
+        return [Proposal(j.smiles, j.inchikey, j.pred_mean, j.pred_std, j.acq_value,
+                         j.iteration, j.fidelity, j.oracle) for j in rows]
+
+    def tell(self, results: Iterable[Outcome] | Mapping[str, float]) -> int:
+        """Commit labels or failures of pending jobs, all or none, exactly once.
+
+        A result for a molecule that already has one is a no-op when it is identical
+        (the same value, or the same failure reason) and refused otherwise: a label,
+        once committed, is what the campaign learnt from, and replacing it would change
+        the past. A result for a molecule the campaign never proposed is refused.
+
+        Args:
+            results: :class:`Outcome` items, or a mapping molecule (InChIKey or SMILES)
+                -> label or :class:`~bodisc.oracle.OracleResult`.
+
+        Returns:
+            How many results were newly committed.
+
+        Raises:
+            TellError: For a result that cannot be taken (nothing is committed then).
+        """
+        store = self._store()
+        items = ([Outcome.of(k, v) for k, v in results.items()]
+                 if isinstance(results, Mapping) else list(results))
+        jobs = {(j.inchikey, j.fidelity): j for j in store.jobs(fidelity=None)}
+        todo: dict[int, Outcome] = {}
+        for k, out in enumerate(items):
+            job = jobs.get((self._inchikey(out.molecule, k), out.fidelity))
+            _check_outcome(out, job, todo.get(job.id) if job else None, k)
+            assert job is not None
+            if job.status == "pending":
+                todo[job.id] = out
+        if not todo:
+            return 0
+        store.finish_jobs([(i, o.value, o.failure, o.seconds, dict(o.extras or {}))
+                           for i, o in todo.items()])
+        by_id = {j.id: j for j in jobs.values()}
+        for it in sorted({by_id[i].iteration for i in todo}):
+            self._complete_if_done(it, {})
+        return len(todo)
+
+    def _inchikey(self, molecule: str, row: int) -> str:
+        """The InChIKey of a result's molecule (given as InChIKey or SMILES)."""
+        if _INCHIKEY.match(molecule):
+            return molecule
+        from bodisc.chem.molecule import record_from_smiles
+        from bodisc.errors import InvalidMoleculeError
+
+        try:
+            return record_from_smiles(molecule).inchikey
+        except InvalidMoleculeError as exc:
+            raise TellError(f"result {row}: molecule {molecule!r} is neither an InChIKey "
+                            f"nor a valid SMILES ({exc})") from None
+
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> Summary:
         """Run (or resume) the campaign until its budget or wall time is spent.
+
+        Ask, evaluate the batch with the configured oracle and executor (each result
+        committed as it lands), repeat; pending jobs left by a stopped run, or by
+        :meth:`ask` without :meth:`tell`, are evaluated first.
 
         Raises:
             StoreError: If another process is running this campaign (the message names
                 it), or the store cannot be used.
         """
-        from bodisc.lock import CampaignLock, describe
-
-        with CampaignLock(self.config.path("store")) as lock:
-            if lock.previous:
-                self.reporter.message(f"took over the lock left by a stopped run "
-                                      f"({describe(lock.previous)})")
-            return self._run()
-
-    def _run(self) -> Summary:
-        from bodisc.execution.dask import make_executor
-        from bodisc.tracking.mlflow_tracker import Tracker, flatten
-
-        cfg = self.config
-        self.store = store = self._open_store()
-        self.tracker = Tracker(cfg.path("mlruns"), self.experiment, self.reporter.message,
-                               uri=self.tracking_uri)
-        run_id = self.tracker.start(
-            store.get_meta("mlflow_run_id"), run_name=cfg.name,
-            params={**flatten(cfg.as_dict()), **self.run_params},
-            tags={"bodisc.campaign": cfg.name, "bodisc.store": str(cfg.path("store")),
-                  "bodisc.acquisition": cfg.acquisition.name, **self.run_tags},
-        )
-        if run_id is not None and store.get_meta("mlflow_run_id") is None:
-            store.set_meta("mlflow_run_id", run_id)
-        if self.changed_on_resume:
-            self.tracker.set_tags({f"bodisc.resumed.{int(time.time())}.changed":
-                                   ", ".join(self.changed_on_resume)})
-        self._log_pending_iterations()
+        opened_here = self._resources is None
+        self.open()
+        store, cfg = self.store, self.config
+        assert store is not None
         started = time.monotonic()
         elapsed_before = float(store.get_meta("elapsed_s") or 0.0)
         self.reporter.begin(cfg.budget.oracle_calls, store.calls_used(), self._best_value())
         stop_reason = "budget spent"
         status = "FAILED"
         try:
-            with make_executor(cfg.execution) as executor:
-                self.executor = executor
-                open_it = store.open_iteration()
-                if open_it is not None:
-                    self.reporter.message(f"resuming iteration {open_it}: "
-                                          f"{len(store.jobs('pending', open_it))} oracle "
-                                          f"calls pending")
-                    self._finish_iteration(open_it)
-                while True:
-                    used = store.calls_used()
-                    if used >= cfg.budget.oracle_calls:
-                        break
-                    wall = elapsed_before + time.monotonic() - started
-                    if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
-                        stop_reason = f"wall time of {cfg.budget.wall_time_s:g} s spent"
-                        break
-                    if self._cost_spent():
-                        stop_reason = f"cost budget of {cfg.fidelity.max_cost:g} spent"
-                        break
-                    it = store.next_iteration()
-                    if not self._start_iteration(it):
-                        stop_reason = "the generator found no new valid candidates"
-                        break
-                    self._finish_iteration(it)
-                    store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
+            for open_it in store.open_iterations():
+                self.reporter.message(f"resuming iteration {open_it}: "
+                                      f"{len(store.jobs('pending', open_it))} oracle "
+                                      f"calls pending")
+                self._evaluate(open_it)
+            while True:
+                used = store.calls_used()
+                if used >= cfg.budget.oracle_calls:
+                    break
+                wall = elapsed_before + time.monotonic() - started
+                if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
+                    stop_reason = f"wall time of {cfg.budget.wall_time_s:g} s spent"
+                    break
+                if self._cost_spent():
+                    stop_reason = f"cost budget of {cfg.fidelity.max_cost:g} spent"
+                    break
+                it = store.next_iteration()
+                if not self._start_iteration(it):
+                    stop_reason = "the generator found no new valid candidates"
+                    break
+                self._evaluate(it)
+                store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -264,7 +496,7 @@ class Campaign:
             raise
         finally:
             if status != "FINISHED":
-                self.tracker.end(status)
+                self.close(status)
             self.reporter.end()
         summary = self._summary(stop_reason)
         if self.fidelity is not None:
@@ -273,14 +505,18 @@ class Campaign:
                 f"oracle calls: {figures.calls['target']} target ({cfg.oracle.name}), "
                 f"{figures.calls['cheap']} cheap ({cfg.fidelity.cheap_oracle}); "
                 f"cost {figures.cost:g}")
-        self.tracker.end("FINISHED")
-        store.close()
+        if opened_here:
+            self.close("FINISHED")
         return summary
 
     # -- one iteration ----------------------------------------------------------------
     def _labelled(self) -> list[Job]:
         assert self.store is not None
-        return [j for j in self.store.jobs("done") if j.value is not None]
+        return diagnostics.labelled(self.store)
+
+    def _best_value(self) -> float | None:
+        assert self.store is not None
+        return diagnostics.best_value(self.store, self.sign)
 
     def _fidelity_figures(self) -> Any:
         from bodisc.acquisition.multifidelity import fidelity_figures
@@ -303,13 +539,7 @@ class Campaign:
         return [j for j in self.store.jobs("done", fidelity=CHEAP)
                 if j.value is not None and j.iteration < it and j.inchikey not in targeted]
 
-    def _best_value(self) -> float | None:
-        vals = [j.value for j in self._labelled()]
-        if not vals:
-            return None
-        return max(vals) if self.sign > 0 else min(vals)
-
-    def _start_iteration(self, it: int) -> bool:
+    def _start_iteration(self, it: int, n: int | None = None) -> bool:
         """Choose the batch of iteration ``it`` and record it; False if none could be."""
         from bodisc.chem.molecule import record_from_smiles
 
@@ -317,6 +547,8 @@ class Campaign:
         assert store is not None
         timings: dict[str, float] = {}
         remaining = cfg.budget.oracle_calls - store.calls_used()
+        if remaining <= 0:
+            return False
         if it == 0:
             if cfg.pool is not None:  # seeds drawn from the pool
                 seed_rng, _ = iteration_rngs(cfg.random_seed, 0)
@@ -347,8 +579,14 @@ class Campaign:
         timings["generate_s"] = time.perf_counter() - t0
         if not candidates:
             return False
-        q = min(cfg.acquisition.batch_size, remaining, len(candidates))
-        jobs, n_scored, train_range = self._choose(it, candidates, q, acq_rng, timings)
+        q = min(cfg.acquisition.batch_size if n is None else n, remaining, len(candidates))
+        if q <= 0:
+            return False
+        if self.fidelity is not None:
+            jobs, n_scored, train_range = self._choose_multifidelity(it, candidates, q,
+                                                                     acq_rng, timings)
+        else:
+            jobs, n_scored, train_range = self._choose(it, candidates, q, acq_rng, timings)
         if not jobs:
             return False
         store.set_meta(f"timings/{it}", timings)
@@ -384,53 +622,109 @@ class Campaign:
         )
         return candidates
 
+    def _featurise(self, it: int, keys: Sequence[str], smiles: Sequence[str]
+                   ) -> dict[str, list[float]]:
+        """Descriptors of the given molecules, from the cache or computed and cached."""
+        assert self.store is not None
+        return self.features.vectors(self.store, it, keys, smiles, self._execute)
+
+    def surrogate_settings(self) -> SurrogateSettings:
+        """The campaign's ``[surrogate]`` as the refit schedule takes it."""
+        from bodisc.surrogates import surrogate_options
+
+        s = self.config.surrogate
+        # labels here are in maximisation form: a proxy mean's sign follows the direction
+        options = surrogate_options(s, self.config.random_seed, self.descriptor_names,
+                                    self.sign)
+        return SurrogateSettings(s.kind, s.kernel, s.device, s.precision, options,
+                                 s.warm_start, s.refit_growth, s.restarts)
+
     def _choose(self, it: int, candidates: Sequence[Any], q: int, rng: np.random.Generator,
                 timings: dict[str, float]
                 ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
-        from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select, staged
+        """Featurise, then run the pure step on labels, pending jobs and candidates."""
+        from bodisc.acquisition import ACQUISITIONS, staged
+        from bodisc.surrogates import SURROGATES, with_categories
 
         cfg = self.config
-        if self.fidelity is not None:
-            return self._choose_multifidelity(it, candidates, q, rng, timings)
         assert self.store is not None
         acq = cfg.acquisition
         name = staged(acq.name, it, self.store.calls_used(), cfg.budget.oracle_calls,
                       acq.warmup_batches, acq.greedy_until)
         spec = ACQUISITIONS[name]
-        labelled = self._labelled()
+        settings = self.surrogate_settings()
+        step = {"strategy": name, "surrogate": settings, "beta": acq.beta}
         if not spec.needs_descriptors:
-            ctx = AcquisitionContext(np.zeros((len(candidates), 0)), q, 0.0, rng)
-            sel = select(name, ctx)
-            return [NewJob(candidates[i].inchikey) for i in sel.index], len(candidates), None
+            batch = choose_batch(np.zeros((0, 0)), np.zeros(0),
+                                 np.zeros((len(candidates), 0)), q, rng, **step)
+            return self._jobs(batch, candidates), len(candidates), None
+        labelled = self._labelled()
+        pending = [j for j in self.store.jobs("pending") if j.iteration < it]
         self.reporter.phase(it, "descriptors")
         t0 = time.perf_counter()
-        keys = [j.inchikey for j in labelled] + [c.inchikey for c in candidates]
-        smiles = [j.smiles for j in labelled] + [c.smiles for c in candidates]
-        feats = self._featurise(it, keys, smiles)
+        known = labelled + pending
+        feats = self._featurise(it, [j.inchikey for j in known] +
+                                [c.inchikey for c in candidates],
+                                [j.smiles for j in known] + [c.smiles for c in candidates])
         timings["descriptor_s"] = time.perf_counter() - t0
         train = [j for j in labelled if j.inchikey in feats]
+        waiting = [j for j in pending if j.inchikey in feats]
         cand = [c for c in candidates if c.inchikey in feats]
         if not cand:
             return [], 0, None
-        q = min(q, len(cand))
-        X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
-        if not spec.needs_model:
-            ranking = np.zeros(X_c.shape[0])  # only the named columns: others may be NaN
-            for column, factor in self._columns(acq.rank_by).items():
+
+        def matrix(rows: Sequence[Any]) -> np.ndarray:
+            X = np.array([feats[r.inchikey] for r in rows], dtype=float).reshape(
+                len(rows), len(self.descriptor_names))
+            if spec.needs_model and SURROGATES[settings.kind].uses_categories:
+                X = with_categories(X, [r.smiles for r in rows])
+            return X
+
+        ranking = None
+        if not spec.needs_model:  # only the named columns: others may be NaN
+            X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
+            ranking = np.zeros(X_c.shape[0])
+            for column, factor in self.features.proxy_columns(acq.rank_by).items():
                 ranking += factor * X_c[:, column]
-            ctx = AcquisitionContext(X_c, q, 0.0, rng, ranking=self.sign * ranking)
-            sel = select(name, ctx)
-            return ([NewJob(cand[i].inchikey, acq_value=float(a))
-                     for i, a in zip(sel.index, sel.score, strict=True)], len(cand), None)
-        if len(train) < 3:
+            ranking = self.sign * ranking
+        if spec.needs_model:
+            self.reporter.phase(it, "fit")
+        batch = choose_batch(matrix(train), np.array([self.sign * j.value for j in train]),
+                             matrix(cand), q, rng, **step,
+                             previous=self._last_fit(it, settings.kind),
+                             X_pending=matrix(waiting) if waiting else None, ranking=ranking,
+                             restart_seed=(cfg.random_seed, it, 1))
+        if spec.needs_model and batch.strategy != name:
             self.reporter.message(f"iteration {it}: fewer than 3 labelled molecules with "
                                   f"descriptors; choosing at random")
-            sel = select("random", AcquisitionContext(X_c, q, 0.0, rng))
-            return [NewJob(cand[i].inchikey) for i in sel.index], len(cand), None
-        from bodisc.surrogates.gp import SMALL_N, torch_threads
+        timings.update(batch.timings)
+        if batch.fit is not None:
+            self.store.set_meta(f"surrogate/{it}", batch.fit.as_dict())
+        if batch.mean is not None:
+            failpoint("fit")
+            self.reporter.phase(it, "acquire")
+            values = [j.value for j in train]
+            return self._jobs(batch, cand), len(cand), (float(min(values)), float(max(values)))
+        return self._jobs(batch, cand), len(cand), None
 
-        with torch_threads(1 if len(train) < SMALL_N else None):
-            return self._fit_and_select(it, train, cand, feats, q, rng, timings, name)
+    def _jobs(self, batch: Batch, cand: Sequence[Any]) -> list[NewJob]:
+        """The pending jobs of a batch (means in label units)."""
+        if batch.mean is None or batch.std is None:
+            acq = [None if batch.strategy == "random" else float(a) for a in batch.score]
+            return [NewJob(cand[i].inchikey, acq_value=a)
+                    for i, a in zip(batch.index, acq, strict=True)]
+        return [NewJob(cand[i].inchikey, float(self.sign * m), float(s), float(a))
+                for i, m, s, a in zip(batch.index, batch.mean, batch.std, batch.score,
+                                      strict=True)]
+
+    def _last_fit(self, it: int, kind: str) -> FitState | None:
+        """The refit schedule's state from the latest fit of this kind before ``it``."""
+        assert self.store is not None
+        for j in range(it - 1, -1, -1):
+            saved = self.store.get_meta(f"surrogate/{j}")
+            if saved and saved.get("kind") == kind:
+                return FitState.from_dict(saved)
+        return None
 
     def _choose_multifidelity(self, it: int, candidates: Sequence[Any], q: int,
                               rng: np.random.Generator, timings: dict[str, float]
@@ -438,7 +732,8 @@ class Campaign:
         """Multi-fidelity batch: picks on the target posterior, then an oracle for each.
 
         The GP takes the fidelity as an input; the oracle of each pick follows the
-        MF-GP-UCB rule (:mod:`bodisc.acquisition.multifidelity`).
+        MF-GP-UCB rule (:mod:`bodisc.acquisition.multifidelity`). Pending jobs are kept
+        out of the candidates but not conditioned on.
         """
         from bodisc.acquisition import AcquisitionContext, select
         from bodisc.acquisition.multifidelity import (
@@ -449,6 +744,7 @@ class Campaign:
             threshold,
             with_fidelity,
         )
+        from bodisc.loop.refit import fit_surrogate
         from bodisc.surrogates.gp import SMALL_N, torch_threads
 
         store, cfg, fid = self.store, self.config, self.fidelity
@@ -494,7 +790,11 @@ class Campaign:
         best = float(max(self.sign * j.value for j in train if j.fidelity != CHEAP))
         with torch_threads(1 if len(train) < SMALL_N else None):
             t0 = time.perf_counter()
-            gp = self._fit_surrogate(it, X_t, y_t)
+            settings = self.surrogate_settings()
+            gp, fit = fit_surrogate(settings, X_t, y_t, self._last_fit(it, settings.kind),
+                                    (cfg.random_seed, it, 1))
+            if fit is not None:
+                store.set_meta(f"surrogate/{it}", fit.as_dict())
             timings["fit_s"] = time.perf_counter() - t0
             timings["fit_evaluations"] = float(getattr(gp, "fit_evaluations", 0))
             failpoint("fit")
@@ -514,159 +814,6 @@ class Campaign:
         values = [j.value for j in train if j.fidelity != CHEAP]
         return jobs, len(cand), (float(min(values)), float(max(values)))
 
-    def _fit_and_select(self, it: int, train: list[Job], cand: Sequence[Any],
-                        feats: dict[str, list[float]], q: int, rng: np.random.Generator,
-                        timings: dict[str, float], name: str
-                        ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
-        from bodisc.acquisition import AcquisitionContext, select
-        from bodisc.surrogates import uses_categories, with_categories
-
-        cfg = self.config
-        X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
-        self.reporter.phase(it, "fit")
-        X_t = np.array([feats[j.inchikey] for j in train], dtype=float)
-        y_t = np.array([self.sign * j.value for j in train])
-        t0 = time.perf_counter()
-        if uses_categories(cfg.surrogate.kind):
-            X_t = with_categories(X_t, [j.smiles for j in train])
-            X_c = with_categories(X_c, [c.smiles for c in cand])
-        gp = self._fit_surrogate(it, X_t, y_t)
-        timings["fit_s"] = time.perf_counter() - t0
-        timings["fit_evaluations"] = float(getattr(gp, "fit_evaluations", 0))
-        failpoint("fit")
-        self.reporter.phase(it, "acquire")
-        t0 = time.perf_counter()
-        ctx = AcquisitionContext(X_c, q, float(y_t.max()), rng, gp, cfg.acquisition.beta)
-        sel = select(name, ctx)
-        mean, std = gp.predict(X_c[sel.index])
-        timings["score_s"] = time.perf_counter() - t0
-        jobs = [
-            NewJob(cand[i].inchikey, float(self.sign * m), float(s), float(a))
-            for i, m, s, a in zip(sel.index, mean, std, sel.score, strict=True)
-        ]
-        values = [j.value for j in train]
-        return jobs, len(cand), (float(min(values)), float(max(values)))
-
-    def _columns(self, text: str) -> dict[int, float]:
-        """Descriptor column -> factor of a descriptor or signed sum (``"lumo - homo"``)."""
-        columns: dict[int, float] = {}
-        for name, factor in parse_proxy(text):
-            column = self.descriptor_names.index(name)
-            columns[column] = columns.get(column, 0.0) + factor
-        return columns
-
-    def _fit_surrogate(self, it: int, X_t: np.ndarray, y_t: np.ndarray) -> Any:
-        """Build and fit the campaign's surrogate on ``X_t`` ``(n, d)``, ``y_t`` ``(n,)``.
-
-        GP kinds start from the hyperparameters of the last earlier fit (``warm_start``)
-        and, with ``restarts > 1``, from that many starting points fitted as one batched
-        model. With ``refit_growth > 1`` the hyperparameters are re-optimised only once
-        the labels have grown by that factor since the last optimisation; in between the
-        model is conditioned on the new labels with the stored hyperparameters. Each
-        fit's hyperparameters are stored (meta ``surrogate/<iteration>``), so
-        a resumed campaign starts the next fit from the very values an uninterrupted one
-        would, and picks the same molecules.
-        """
-        from bodisc.surrogates import build_surrogate
-
-        s, store = self.config.surrogate, self.store
-        assert store is not None
-        options: dict[str, Any] = (
-            {"subset": s.subset, "inducing": s.inducing, "seed": self.config.random_seed}
-            if s.kind == "sparse" else {"mean": s.mean} if s.kind == "gp" else {})
-        if s.kind == "gp" and s.mean == "proxy":  # labels here are in maximisation form
-            options.update(proxy_column=self._columns(s.proxy), proxy_sign=self.sign)
-        model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **options)
-        if not hasattr(model, "hyper_state"):
-            return model.fit(X_t, y_t)
-        n = len(y_t)
-        last = self._last_surrogate_state(it, s.kind)
-        init = last["state"] if last and s.warm_start else None
-        optimised_at = n
-        if last and s.refit_growth > 1.0 and n < last["optimised_at"] * s.refit_growth:
-            model.fit(X_t, y_t, init=last["state"], optimise=False)  # condition only
-            optimised_at = last["optimised_at"]
-        elif s.restarts > 1 and s.kind == "gp":
-            from bodisc.surrogates.batched import multistart_state
-
-            rng = np.random.default_rng(np.random.SeedSequence([self.config.random_seed, it, 1]))
-            init = multistart_state(X_t, y_t, s.restarts, rng, s.kernel, s.device, init)
-            model.fit(X_t, y_t, init=init, optimise=False)
-        else:
-            model.fit(X_t, y_t, init=init)
-        store.set_meta(f"surrogate/{it}", {"kind": s.kind, "state": model.hyper_state(),
-                                           "optimised_at": optimised_at})
-        return model
-
-    def _last_surrogate_state(self, it: int, kind: str) -> dict[str, Any] | None:
-        """What the latest fit of this kind before iteration ``it`` stored."""
-        assert self.store is not None
-        for j in range(it - 1, -1, -1):
-            saved = self.store.get_meta(f"surrogate/{j}")
-            if saved and saved.get("kind") == kind:
-                saved.setdefault("optimised_at", 0)
-                return saved
-        return None
-
-    def _featurise(self, it: int, keys: Sequence[str], smiles: Sequence[str]
-                   ) -> dict[str, list[float]]:
-        """Descriptors of the given molecules, from the cache or computed and cached."""
-        from bodisc.execution.tasks import descriptor_task
-
-        store, cfg = self.store, self.config
-        assert store is not None
-        cached = store.descriptors_of(keys, self.descriptor_set)
-        todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
-                if k not in cached]
-        if cfg.pool is not None and todo:
-            self._featurise_pool(it, [k for k, _ in todo], cached)
-            todo = []
-        args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
-        for out in self._execute("descriptors", self.descriptor_set, descriptor_task,
-                                 [(k, (s, *args)) for k, s in todo], {k: k for k, _ in todo},
-                                 cfg.execution.descriptor_timeout_s):
-            if out.failure is None:
-                vector, seconds = out.value
-                store.put_descriptors(out.key, self.descriptor_set, vector, None, seconds, it)
-                failpoint("descriptors")
-                cached[out.key] = ("done", vector, None)
-            else:
-                store.put_descriptors(out.key, self.descriptor_set, None, out.failure,
-                                      out.seconds, it)
-                cached[out.key] = ("failed", None, out.failure)
-        cols = self.columns
-        return {k: [v[c] for c in cols] for k, (status, v, _) in cached.items()
-                if status == "done" and v}
-
-    def pool(self) -> Any:
-        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
-        from bodisc.chem.pool import QM9Pool
-
-        assert self.config.pool is not None
-        if self._pool is None:
-            self._pool = QM9Pool(self.config.pool.subset, self.config.random_seed)
-        return self._pool
-
-    def _featurise_pool(self, it: int, keys: Sequence[str],
-                        cached: dict[str, tuple[str, Any, Any]]) -> None:
-        """Descriptors of pool molecules on their own geometries (disk-cached), stored."""
-        from bodisc.data import qm9_descriptors
-
-        store, pool = self.store, self.pool()
-        assert store is not None
-        index = {k: pool.get(k).index for k in keys if pool.get(k) is not None}
-        frame = qm9_descriptors(list(index.values()), tier=self.tier,
-                                workers=self.config.execution.workers)
-        failures = frame.attrs["failures"]
-        for key, i in index.items():
-            if i in failures:
-                store.put_descriptors(key, self.descriptor_set, None, failures[i], 0.0, it)
-                cached[key] = ("failed", None, failures[i])
-            else:
-                vector = [float(v) for v in frame.loc[i, list(self.tier_names)]]
-                store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
-                cached[key] = ("done", vector, None)
-
     def _execute(self, kind: str, settings: str, fn: Any, tasks: list[tuple[Any, tuple]],
                  molecule_of: dict[Any, str], timeout_s: float) -> Any:
         """Run ``fn`` on ``tasks`` in the executor, through the shared cache if there is one.
@@ -674,24 +821,26 @@ class Campaign:
         Yields the executor's outcomes (keyed by task key) in completion order; with a
         cache, a result another campaign computed comes back without running again.
         """
+        if not tasks:
+            return iter(())
         if self.cache is None:
             return self.executor.run(fn, tasks, timeout_s)
         return self.cache.run(kind, settings, self.executor, fn, tasks, molecule_of, timeout_s)
 
-    def _finish_iteration(self, it: int) -> None:
-        """Run the pending jobs of iteration ``it``, then record and log it."""
+    def _evaluate(self, it: int) -> None:
+        """Run the pending jobs of iteration ``it`` with the oracles, then complete it."""
         from bodisc.execution.tasks import oracle_task
 
         store, cfg = self.store, self.config
         assert store is not None
         self.reporter.phase(it, "oracle")
         t0 = time.perf_counter()
-        groups = [("target", cfg.oracle.name, self.oracle_options)]
+        groups = [(TARGET, cfg.oracle.name, self.oracle_options)]
         if cfg.fidelity is not None:  # the cheap calls first: they are quick
             groups.insert(0, ("cheap", cfg.fidelity.cheap_oracle, self.cheap_options))
         for fidelity, oracle, options in groups:
             pending = store.jobs("pending", it, fidelity=fidelity)
-            if not pending and fidelity != "target":
+            if not pending and fidelity != TARGET:
                 continue
             tasks = [(j.id, (oracle, options, j.smiles)) for j in pending]
             failpoint("oracle.submitted")
@@ -707,29 +856,24 @@ class Campaign:
                     store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
                 failpoint("oracle.commit")
                 self.reporter.progress(it, store.calls_used(), self._best_value())
-        timings = dict(store.get_meta(f"timings/{it}") or {})
-        timings["oracle_s"] = time.perf_counter() - t0  # this process's share, if resumed
-        store.complete_iteration(it, self._iteration_metrics(it, timings))
+        self._complete_if_done(it, {"oracle_s": time.perf_counter() - t0})
+
+    def _complete_if_done(self, it: int, timings: dict[str, float]) -> None:
+        """Once no job of iteration ``it`` is pending: its metrics, then MLflow."""
+        store = self.store
+        assert store is not None
+        if store.jobs("pending", it, fidelity=None):
+            return
+        recorded = dict(store.get_meta(f"timings/{it}") or {})
+        recorded.update(timings)  # this process's oracle share, if resumed
+        store.complete_iteration(it, self._iteration_metrics(it, recorded))
         failpoint("iteration.complete")
         self._log_pending_iterations()
 
     def _iteration_metrics(self, it: int, timings: dict[str, float]) -> dict[str, float]:
         store = self.store
         assert store is not None
-        jobs = store.jobs(iteration=it)
-        values = [j.value for j in jobs if j.status == "done" and j.value is not None]
-        row = next(r for r in store.iterations() if r["iteration"] == it)
-        pick = max if self.sign > 0 else min
-        metrics = {
-            "best_so_far": self._best_value(),
-            "batch_best": pick(values) if values else None,
-            "batch_mean": float(np.mean(values)) if values else None,
-            "candidates_scored": row["n_candidates"],
-            "failures": sum(j.status == "failed" for j in jobs),
-            "calls_used": store.calls_used(),
-        }
-        metrics.update({k: timings.get(k, 0.0)
-                        for k in ("generate_s", "descriptor_s", "fit_s", "score_s", "oracle_s")})
+        metrics = diagnostics.iteration_metrics(store, it, self.sign, timings)
         if self.fidelity is not None:  # per-fidelity calls, oracle seconds and cost
             figures = self._fidelity_figures()
             for fidelity in ("target", "cheap"):
@@ -740,13 +884,15 @@ class Campaign:
                 iteration=it, fidelity="cheap"))
             metrics.update({k: timings[k] for k in ("fidelity_bias", "fidelity_gamma",
                                                     "fidelity_doublings") if k in timings})
-        return {k: v for k, v in metrics.items() if v is not None}
+        return metrics
 
     # -- tracking ---------------------------------------------------------------------
     def _log_pending_iterations(self) -> None:
         """Send every complete iteration not yet logged to MLflow (in order)."""
         store = self.store
         assert store is not None
+        if not self.tracker.ok:
+            return
         curve: list[tuple[int, Any]] | None = None
         for row in store.iterations():
             if row["status"] != "complete" or row["logged"]:
@@ -756,83 +902,28 @@ class Campaign:
             per_iteration = {k: v for k, v in row["metrics"].items() if k != "best_so_far"}
             if not self.tracker.log_metrics(per_iteration, step=it):
                 return
-            curve = self._call_curve() if curve is None else curve
+            if curve is None:
+                curve = diagnostics.call_curve(store, self.config.budget.oracle_calls,
+                                               self.sign)
             if not self.tracker.log_metrics_at([(m.call, m.as_dict())
                                                 for i, m in curve if i == it]):
                 return
             failpoint("mlflow")
-            extra = self._extrapolation_records(it, row)
-            for rec in extra:
+            for rec in diagnostics.extrapolation_records(store, self.features, it, row):
                 step = rec.pop("call")
                 if not self.tracker.log_metrics({f"extrapolation.{k}": v
                                                  for k, v in rec.items()}, step=step):
                     return
             store.mark_logged(it)
 
-    def _call_curve(self) -> list[tuple[int, Any]]:
-        """``(iteration, CallMetrics)`` after every oracle call so far (pending: no value)."""
-        from bodisc.metrics import per_call_metrics
-
-        store = self.store
-        assert store is not None
-        jobs = store.jobs()
-        calls = [(j.inchikey, j.value if j.status == "done" else None) for j in jobs]
-        curve = per_call_metrics(calls, self.config.budget.oracle_calls, self.sign > 0)
-        return [(j.iteration, m) for j, m in zip(jobs, curve, strict=True)]
-
-    def _extrapolation_records(self, it: int, row: dict[str, Any]) -> list[dict[str, float]]:
-        """Labels of iteration ``it`` outside the training range, with their predictions.
-
-        Each record: the call number, observed value, predicted mean and standard
-        deviation, z-score, the distance to the nearest training molecule in z-scored
-        descriptor space and the largest Tanimoto similarity to a training molecule.
-        """
-        from bodisc.metrics import descriptor_distance, max_tanimoto
-
-        lo, hi = row["train_min"], row["train_max"]
-        if lo is None or hi is None:
-            return []
-        store = self.store
-        assert store is not None
-        first_call = sum(1 for j in store.jobs() if j.iteration < it)
-        beyond = [j for j in store.jobs(iteration=it)
-                  if j.value is not None and j.pred_mean is not None
-                  and not lo <= j.value <= hi]
-        if not beyond:
-            return []
-        train = [j for j in self._labelled() if j.iteration < it]
-        feats = store.descriptors_of([j.inchikey for j in train + beyond], self.descriptor_set)
-        cols = self.columns
-
-        def vector(key: str) -> list[float] | None:
-            status, vec, _ = feats.get(key, ("failed", None, None))
-            return [vec[c] for c in cols] if status == "done" and vec else None
-
-        X_train = np.array([v for v in (vector(j.inchikey) for j in train) if v is not None],
-                           dtype=float).reshape(-1, len(cols))
-        train_smiles = [j.smiles for j in train]
-        out = []
-        for j in beyond:
-            std = max(j.pred_std or 0.0, 1e-12)
-            x = vector(j.inchikey)
-            out.append({"call": first_call + j.rank + 1, "observed": j.value,
-                        "pred_mean": j.pred_mean, "pred_std": j.pred_std,
-                        "z": (j.value - j.pred_mean) / std,
-                        "distance": (float("nan") if x is None
-                                     else descriptor_distance(X_train, np.array(x))),
-                        "max_tanimoto": max_tanimoto(train_smiles, j.smiles)})
-        return out
-
     def extrapolation_table(self) -> list[dict[str, Any]]:
         """Every extrapolation record of the campaign (for the CSV artifact)."""
-        store = self.store
-        assert store is not None
-        rows = []
-        for row in store.iterations():
-            for rec in self._extrapolation_records(row["iteration"], row):
-                rec["iteration"] = row["iteration"]
-                rows.append(rec)
-        return rows
+        assert self.store is not None
+        return diagnostics.extrapolation_table(self.store, self.features)
+
+    def results(self) -> Any:
+        """Every oracle job with its molecule, as a pandas DataFrame."""
+        return self._store().results_frame()
 
     # -- the end ----------------------------------------------------------------------
     def _summary(self, stop_reason: str, top: int = 10) -> Summary:
@@ -873,3 +964,29 @@ class Campaign:
         self.tracker.log_metrics({f"extrapolation.{k}": v for k, v in summary.items()},
                                  step=store.calls_used())
         self.tracker.log_artifact(path)
+
+
+def _check_outcome(out: Outcome, job: Job | None, earlier: Outcome | None, row: int) -> None:
+    """Refuse a result :meth:`Campaign.tell` cannot take (one line naming the result)."""
+    where = f"result {row} ({out.molecule})"
+    if (out.value is None) == (out.failure is None):
+        raise TellError(f"{where}: give either a value or a failure reason, not "
+                        f"{'both' if out.value is not None else 'neither'}")
+    if out.value is not None and not (isinstance(out.value, (int, float))
+                                      and math.isfinite(out.value)):
+        raise TellError(f"{where}: value {out.value!r} is not a finite number")
+    if job is None:
+        raise TellError(f"{where}: this campaign has no {out.fidelity} job for that molecule; "
+                        f"tell takes results of molecules that ask proposed")
+    if earlier is not None:
+        old_value, old_failure = earlier.value, earlier.failure
+    elif job.status != "pending":
+        old_value, old_failure = job.value, job.reason
+    else:
+        return
+    new_value = None if out.value is None else float(out.value)
+    if (new_value, out.failure) != (old_value, old_failure):
+        had = f"value {old_value!r}" if old_failure is None else f"failure {old_failure!r}"
+        new = f"value {new_value!r}" if out.failure is None else f"failure {out.failure!r}"
+        raise TellError(f"{where}: already has {had}; a different result ({new}) is refused "
+                        f"(a committed result is never replaced)")

@@ -44,6 +44,12 @@ class StoreError(BodiscError):
     exit_code = 3
 
 
+class TellError(BodiscError):
+    """A result handed to a campaign cannot be taken (unknown molecule, a second label)."""
+
+    exit_code = 2
+
+
 class InvalidMoleculeError(BodiscError):
     """A SMILES string that RDKit cannot turn into a sane molecule."""
 

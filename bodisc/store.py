@@ -116,6 +116,8 @@ class Job:
     fidelity: str = TARGET
     seconds: float | None = None
     finished_at: float | None = None
+    acq_value: float | None = None
+    oracle: str = ""
 
 
 @dataclass(frozen=True)
@@ -332,6 +334,22 @@ class CampaignStore:
                 (status, value, reason, seconds, json.dumps(extras or {}), time.time(), job_id),
             )
 
+    def finish_jobs(self, results: Sequence[tuple[int, float | None, str | None, float,
+                                                  dict[str, Any]]]) -> None:
+        """Commit several results ``(job id, value, reason, seconds, extras)`` atomically.
+
+        As :meth:`finish_job`, in one transaction: all of them, or none after a kill.
+        """
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE jobs SET status = ?, value = ?, reason = ?, seconds = ?, extras = ?,"
+                " finished_at = ? WHERE id = ? AND status = 'pending'",
+                [("done" if reason is None else "failed", value, reason, seconds,
+                  json.dumps(extras or {}), now, job_id)
+                 for job_id, value, reason, seconds, extras in results],
+            )
+
     def complete_iteration(self, iteration: int, metrics: dict[str, float]) -> None:
         """Mark an iteration complete with its metrics."""
         with self.transaction() as db:
@@ -353,7 +371,8 @@ class CampaignStore:
         ``fidelity``: the target jobs by default; ``None`` for the jobs of every fidelity.
         """
         sql = ("SELECT j.id, j.inchikey, m.smiles, j.iteration, j.rank, j.status, j.value,"
-               " j.reason, j.pred_mean, j.pred_std, j.fidelity, j.seconds, j.finished_at"
+               " j.reason, j.pred_mean, j.pred_std, j.fidelity, j.seconds, j.finished_at,"
+               " j.acq_value, j.oracle"
                " FROM jobs j JOIN molecules m USING (inchikey)")
         where, args = [], []
         if fidelity is not None:
@@ -390,12 +409,16 @@ class CampaignStore:
             out.append(d)
         return out
 
+    def open_iterations(self) -> list[int]:
+        """Iterations whose batch was chosen but not finished, in order."""
+        rows = self._db.execute(
+            "SELECT iteration FROM iterations WHERE status = 'selected' ORDER BY iteration")
+        return [int(r[0]) for r in rows]
+
     def open_iteration(self) -> int | None:
-        """The iteration whose batch was chosen but not finished, if any."""
-        row = self._db.execute(
-            "SELECT iteration FROM iterations WHERE status = 'selected' ORDER BY iteration"
-        ).fetchone()
-        return None if row is None else int(row[0])
+        """The first iteration whose batch was chosen but not finished, if any."""
+        its = self.open_iterations()
+        return its[0] if its else None
 
     def next_iteration(self) -> int:
         """Number of the next iteration to start."""

@@ -18,6 +18,12 @@ Batches (q > 1) without per-candidate Python loops:
   is the maximum of a draw only with negligible probability, and a joint draw over a
   million candidates would need a million-square covariance.
 * ``greedy``: the q best posterior means.
+
+Pending molecules (chosen earlier, label not yet back: ``AcquisitionContext.pending``) are
+conditioned on the same way as the earlier picks of a batch: the kriging believer takes
+them first, as forced picks, and Thompson draws from the posterior conditioned on them at
+their means. Conditioning on the mean leaves the posterior mean as it is, so ``greedy``,
+``rank`` and ``random`` do not change; the caller keeps pending molecules out of ``X``.
 * ``random``: q candidates uniformly at random (the no-model baseline).
 * ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
   force-field-geometry xTB dipole ``mu`` for a dipole campaign): the strongest simple
@@ -38,6 +44,10 @@ if TYPE_CHECKING:
     from bodisc.surrogates.gp import GPSurrogate
 
 
+#: UCB's exploration weight unless a campaign sets one (``[acquisition] beta`` reads it).
+DEFAULT_BETA = 2.0
+
+
 @dataclass
 class AcquisitionContext:
     """What a strategy sees.
@@ -51,6 +61,8 @@ class AcquisitionContext:
         beta: UCB exploration weight.
         ranking: For ``rank``: the ranking descriptor of each candidate, already in
             maximisation form, shape ``(m,)``.
+        pending: Descriptors of molecules chosen earlier whose labels are not back yet,
+            shape ``(p, d)``, or ``None``: the batch is conditioned on them.
     """
 
     X: np.ndarray
@@ -58,8 +70,9 @@ class AcquisitionContext:
     best: float
     rng: np.random.Generator
     surrogate: GPSurrogate | None = None
-    beta: float = 2.0
+    beta: float = DEFAULT_BETA
     ranking: np.ndarray | None = None
+    pending: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -175,31 +188,44 @@ def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, 
     assert ctx.surrogate is not None
     gp = ctx.surrogate
     m = ctx.X.shape[0]
+    pending = _pending(ctx)
+    best = ctx.best
+    if len(pending):  # the believer's incumbent after the pending picks
+        best = max(best, float(np.max(gp.predict(pending)[0])))
     bounded = m > BOUND_MIN and hasattr(gp, "predict_bound")
     if bounded:  # exact means, upper bounds on the standard deviations
         mean, std = gp.predict_bound(ctx.X)
     else:
         mean, std = gp.predict(ctx.X)
     q = min(ctx.q, m)
-    first = score(mean, std, ctx.best)  # first-step scores (upper bounds when bounded)
+    first = score(mean, std, best)  # first-step scores (upper bounds when bounded)
     order = np.argsort(-first, kind="stable")
     noise = gp.noise_variance()
     k = min(m, max(SHORTLIST, 8 * q))
     while True:
         short = np.sort(order[:k])
         outside = float(first[order[k]]) if k < m else -np.inf
-        post = ShortlistPosterior.of(gp, ctx.X[short])
+        listed = np.vstack([pending, ctx.X[short]]) if len(pending) else ctx.X[short]
+        post = ShortlistPosterior.of(gp, listed)
         last = k == m or k >= SHORTLIST_MAX
-        index, scores, certified = _believer_on(post, q, ctx.best, noise, score, outside,
-                                                give_up=not last)
+        index, scores, certified = _believer_on(post, q, best, noise, score, outside,
+                                                give_up=not last, forced=len(pending))
         if certified or last:
             return Selection(short[index], scores)
         k = min(m, 4 * k, SHORTLIST_MAX)
 
 
+def _pending(ctx: AcquisitionContext) -> np.ndarray:
+    """The pending molecules' descriptors ``(p, d)`` (``p = 0`` when there are none)."""
+    if ctx.pending is None:
+        return np.zeros((0, ctx.X.shape[1]))
+    return np.asarray(ctx.pending, dtype=float).reshape(-1, ctx.X.shape[1])
+
+
 def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
                  score: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
-                 outside: float, give_up: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+                 outside: float, give_up: bool = True,
+                 forced: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
     """Kriging believer on a short list, one covariance column per pick.
 
     The conditioned covariance is kept as the original one minus ``U U^T``, with ``U``
@@ -213,35 +239,42 @@ def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
         score: Acquisition of ``(mean, std, best)``.
         outside: Largest first-step score of a candidate not on the list.
         give_up: Stop at the first pick that cannot be certified.
+        forced: The first ``forced`` entries of the list are pending molecules: they are
+            conditioned on first, in order, and never picked.
 
     Returns:
-        Indices into the list ``(q,)`` (fewer if it gave up), their scores, and whether
-        every pick is certified to be the pick over all candidates.
+        Indices into the list after the forced entries ``(q,)`` (fewer if it gave up),
+        their scores, and whether every pick is certified to be the pick over all
+        candidates.
     """
     mean, var = post.mean, post.var.copy()
     k = mean.shape[0]
-    U = np.zeros((k, q))
+    total = forced + q
+    U = np.zeros((k, total))
     chosen: list[int] = []
     scores: list[float] = []
     certified = True
-    for step in range(q):
-        s = score(mean, np.sqrt(np.clip(var, 1e-30, None)), best)
-        s[chosen] = -np.inf
-        i = int(np.argmax(s))
-        if s[i] < outside:
-            certified = False
-            if give_up:
-                break
+    for step in range(total):
+        if step < forced:
+            i = step
+        else:
+            s = score(mean, np.sqrt(np.clip(var, 1e-30, None)), best)
+            s[chosen] = -np.inf
+            i = int(np.argmax(s))
+            if s[i] < outside:
+                certified = False
+                if give_up:
+                    break
+            scores.append(float(s[i]))
         chosen.append(i)
-        scores.append(float(s[i]))
-        if step == q - 1:
+        if step == total - 1:
             break
         col = post.column(i) - U[:, :step] @ U[i, :step]
         u = col / np.sqrt(max(col[i] + noise, 1e-30))
         U[:, step] = u
         var -= u**2
         best = max(best, float(mean[i]))
-    return np.array(chosen, dtype=int), np.array(scores), certified
+    return np.array(chosen[forced:], dtype=int) - forced, np.array(scores), certified
 
 
 @register("logei")
@@ -268,7 +301,11 @@ def thompson_sampling(ctx: AcquisitionContext) -> Selection:
     if m > THOMPSON_MAX:
         mean, std = ctx.surrogate.predict(ctx.X)
         pool = np.sort(np.argsort(-(mean + 4.0 * std), kind="stable")[:THOMPSON_MAX])
-    draws = ctx.surrogate.joint_samples(ctx.X[pool], ctx.q, ctx.rng)  # (q, len(pool))
+    pending = _pending(ctx)
+    if len(pending):
+        draws = _conditioned_samples(ctx.surrogate, pending, ctx.X[pool], ctx.q, ctx.rng)
+    else:
+        draws = ctx.surrogate.joint_samples(ctx.X[pool], ctx.q, ctx.rng)  # (q, len(pool))
     chosen: list[int] = []
     scores: list[float] = []
     for draw in draws:
@@ -278,6 +315,25 @@ def thompson_sampling(ctx: AcquisitionContext) -> Selection:
         chosen.append(i)
         scores.append(float(draw[i]))
     return Selection(pool[np.array(chosen, dtype=int)], np.array(scores))
+
+
+def _conditioned_samples(surrogate: GPSurrogate, pending: np.ndarray, X: np.ndarray,
+                         n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Joint draws over ``X`` ``(m, d)`` given pending ``(p, d)`` observed at their means.
+
+    The kriging believer for Thompson sampling: the mean stays, the covariance becomes
+    ``S_cc - S_cp (S_pp + noise I)^-1 S_pc``. Returns ``(n_samples, m)``.
+    """
+    from bodisc.surrogates.gp import sample_joint
+
+    p = pending.shape[0]
+    both = np.vstack([pending, X])
+    mean, _ = surrogate.predict(both)
+    cov = surrogate.covariance_columns(both, np.arange(both.shape[0]))
+    s_pp = cov[:p, :p] + surrogate.noise_variance() * np.eye(p)
+    s_pc = cov[:p, p:]
+    cond = cov[p:, p:] - s_pc.T @ np.linalg.solve(s_pp, s_pc)
+    return sample_joint(mean[p:], 0.5 * (cond + cond.T), n_samples, rng)
 
 
 @register("greedy")

@@ -1,0 +1,123 @@
+"""Featurisation with its cache: QMex descriptors of molecules, kept in the campaign store.
+
+A molecule's descriptors are computed once per descriptor set (the tier and the recipe's
+settings) and stored, failures with their reason; every later iteration and a resumed
+campaign read them back. Pool campaigns (``[pool] source = "qm9"``) take xTB on the
+pool's own geometries from the shipped or disk-cached QM9 descriptors instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from bodisc.config import CampaignConfig, parse_proxy
+from bodisc.failpoints import failpoint
+from bodisc.store import CampaignStore
+
+#: ``execute(kind, settings, fn, tasks, molecule_of, timeout_s)``: runs tasks in the
+#: campaign's executor (through its shared result cache) and yields their outcomes.
+Execute = Callable[..., Iterator[Any]]
+
+
+class Featuriser:
+    """The campaign's descriptors: which ones, from which cache entry, in which columns.
+
+    Args:
+        config: The validated campaign.
+    """
+
+    def __init__(self, config: CampaignConfig) -> None:
+        from bodisc.descriptors import TIERS, default_descriptors, tier_of
+
+        self.config = config
+        self.names = tuple(config.descriptors.names or default_descriptors())
+        # The cache holds a molecule's whole tier, so campaigns that use other descriptors
+        # of the same tier (and the same recipe settings) reuse it.
+        self.tier = tier_of(self.names)
+        self.tier_names = TIERS[self.tier]
+        self.columns = [self.tier_names.index(n) for n in self.names]
+        key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed])
+        self.descriptor_set = f"qmex-{self.tier}/" + hashlib.sha1(key.encode()).hexdigest()[:10]
+        if config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
+            self.descriptor_set = f"qm9geom-{self.tier}"
+        self._pool: Any = None
+
+    def pool(self) -> Any:
+        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
+        from bodisc.chem.pool import QM9Pool
+
+        assert self.config.pool is not None
+        if self._pool is None:
+            self._pool = QM9Pool(self.config.pool.subset, self.config.random_seed)
+        return self._pool
+
+    def proxy_columns(self, text: str) -> dict[int, float]:
+        """Descriptor column -> factor of a descriptor or signed sum (``"lumo - homo"``)."""
+        columns: dict[int, float] = {}
+        for name, factor in parse_proxy(text):
+            column = self.names.index(name)
+            columns[column] = columns.get(column, 0.0) + factor
+        return columns
+
+    def vectors(self, store: CampaignStore, it: int, keys: Sequence[str],
+                smiles: Sequence[str], execute: Execute) -> dict[str, list[float]]:
+        """The campaign's descriptors of the given molecules, cached or computed and cached.
+
+        Args:
+            store: The campaign store (the cache).
+            it: The iteration asking (recorded with newly computed descriptors).
+            keys: InChIKeys.
+            smiles: Their SMILES.
+            execute: Runs the descriptor tasks (see :data:`Execute`).
+
+        Returns:
+            InChIKey -> descriptor values in the order of :attr:`names`, for the molecules
+            whose descriptors exist (failures are left out; their reasons are stored).
+        """
+        from bodisc.execution.tasks import descriptor_task
+
+        cfg = self.config
+        cached = store.descriptors_of(keys, self.descriptor_set)
+        todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
+                if k not in cached]
+        if cfg.pool is not None and todo:
+            self._from_pool(store, it, [k for k, _ in todo], cached)
+            todo = []
+        args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
+        for out in execute("descriptors", self.descriptor_set, descriptor_task,
+                           [(k, (s, *args)) for k, s in todo], {k: k for k, _ in todo},
+                           cfg.execution.descriptor_timeout_s):
+            if out.failure is None:
+                vector, seconds = out.value
+                store.put_descriptors(out.key, self.descriptor_set, vector, None, seconds, it)
+                failpoint("descriptors")
+                cached[out.key] = ("done", vector, None)
+            else:
+                store.put_descriptors(out.key, self.descriptor_set, None, out.failure,
+                                      out.seconds, it)
+                cached[out.key] = ("failed", None, out.failure)
+        cols = self.columns
+        return {k: [v[c] for c in cols] for k, (status, v, _) in cached.items()
+                if status == "done" and v}
+
+    def _from_pool(self, store: CampaignStore, it: int, keys: Sequence[str],
+                   cached: dict[str, tuple[str, Any, Any]]) -> None:
+        """Descriptors of pool molecules on their own geometries (disk-cached), stored."""
+        from bodisc.data import qm9_descriptors
+
+        pool = self.pool()
+        index = {k: pool.get(k).index for k in keys if pool.get(k) is not None}
+        frame = qm9_descriptors(list(index.values()), tier=self.tier,
+                                workers=self.config.execution.workers)
+        failures = frame.attrs["failures"]
+        for key, i in index.items():
+            if i in failures:
+                store.put_descriptors(key, self.descriptor_set, None, failures[i], 0.0, it)
+                cached[key] = ("failed", None, failures[i])
+            else:
+                vector = [float(v) for v in frame.loc[i, list(self.tier_names)]]
+                store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
+                cached[key] = ("done", vector, None)

@@ -1,0 +1,99 @@
+"""The loop's pure step: labels, pending molecules and candidates in; a batch out.
+
+No store, no executor, no I/O: arrays in, indices out. A campaign assembles the arrays
+from its store and records the batch; the QM9 replay benchmarks call the same function on
+a fixed pool, so the figures they report are those of the product's fit and selection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bodisc.loop.refit import FitState, SurrogateSettings, fit_surrogate
+
+#: Fewer labels than this and a model-based strategy picks at random instead.
+MIN_LABELS = 3
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The molecules a step chose, in the order chosen.
+
+    Attributes:
+        index: Indices into the candidates, shape ``(q,)``.
+        score: Acquisition value of each pick when it was chosen, shape ``(q,)``.
+        mean: Posterior means of the picks (maximisation form), shape ``(q,)``, or
+            ``None`` without a model.
+        std: Posterior standard deviations, shape ``(q,)``, or ``None``.
+        strategy: The strategy that chose them (``random`` when there were too few
+            labels for the one asked for).
+        fit: The refit schedule's state after this step's fit (``None`` without one).
+        timings: ``fit_s``, ``score_s`` and ``fit_evaluations`` where a model was fitted.
+    """
+
+    index: np.ndarray
+    score: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    strategy: str = ""
+    fit: FitState | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def choose_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndarray, q: int,
+                 rng: np.random.Generator, *, strategy: str, surrogate: SurrogateSettings,
+                 beta: float, previous: FitState | None = None,
+                 X_pending: np.ndarray | None = None, ranking: np.ndarray | None = None,
+                 restart_seed: Sequence[int] = (0,)) -> Batch:
+    """Choose ``q`` of the candidates with a registered strategy.
+
+    Args:
+        X_train: Descriptors of the labelled molecules, shape ``(n, d)`` (with the
+            category flags appended for surrogate kinds that use them).
+        y_train: Their labels in maximisation form, shape ``(n,)``.
+        X_cand: Descriptors of the candidates, shape ``(m, d)`` (``(m, 0)`` is enough
+            for ``random``).
+        q: Batch size (at most ``m``).
+        rng: The step's seeded generator.
+        strategy: A name of :data:`bodisc.acquisition.ACQUISITIONS`.
+        surrogate: The surrogate and its refit schedule.
+        beta: UCB's exploration weight.
+        previous: The refit schedule's state from the previous step.
+        X_pending: Descriptors of molecules chosen earlier whose labels are not back,
+            shape ``(p, d)``: the batch is conditioned on them (kriging believer).
+        ranking: For ``rank``: each candidate's ranking value, maximisation form ``(m,)``.
+        restart_seed: Entropy of the GP restarts' generator.
+
+    Returns:
+        The :class:`Batch`.
+    """
+    from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, select
+
+    spec = ACQUISITIONS[strategy]
+    q = min(q, X_cand.shape[0])
+    if not spec.needs_model or len(y_train) < MIN_LABELS:
+        if spec.needs_model:
+            strategy = "random"
+        ctx = AcquisitionContext(X_cand, q, 0.0, rng, ranking=ranking)
+        sel = select(strategy, ctx)
+        return Batch(sel.index, sel.score, strategy=strategy)
+    from bodisc.surrogates.gp import SMALL_N, torch_threads
+
+    with torch_threads(1 if len(y_train) < SMALL_N else None):
+        t0 = time.perf_counter()
+        model, fit = fit_surrogate(surrogate, X_train, y_train, previous, restart_seed)
+        t1 = time.perf_counter()
+        pending = X_pending if X_pending is not None and len(X_pending) else None
+        ctx = AcquisitionContext(X_cand, q, float(np.max(y_train)), rng, model, beta,
+                                 pending=pending)
+        sel = select(strategy, ctx)
+        mean, std = model.predict(X_cand[sel.index])
+        t2 = time.perf_counter()
+    timings = {"fit_s": t1 - t0, "score_s": t2 - t1,
+               "fit_evaluations": float(getattr(model, "fit_evaluations", 0))}
+    return Batch(sel.index, sel.score, np.asarray(mean, dtype=float),
+                 np.asarray(std, dtype=float), strategy, fit, timings)

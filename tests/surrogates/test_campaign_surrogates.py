@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from bodisc.surrogates import SURROGATE_KINDS, build_surrogate, uses_categories, with_categories
+from bodisc.surrogates import SURROGATES, build_surrogate, uses_categories, with_categories
 
 SMILES = ["CCO", "CCN", "CC#N", "CC(C)=O", "CN", "CCCO", "OCCO", "NCCN", "CC(N)=O", "C=CC=O",
           "CCOC", "CCC#N", "COC=O", "NC=O", "CC(=O)O", "c1ccncc1", "Oc1ccccc1", "CCCCN"]
 
 
-@pytest.mark.parametrize("kind", [k for k in SURROGATE_KINDS if uses_categories(k)])
+@pytest.mark.parametrize("kind", [k for k in SURROGATES if uses_categories(k)])
 def test_categorised_surrogates_give_means_stds_and_covariances(kind):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(len(SMILES), 4))

@@ -154,10 +154,10 @@ def test_warm_start_and_conditioning_reuse_the_gp_hyperparameters(fitted) -> Non
 def test_the_campaign_surrogate_passes_the_schedule_through() -> None:
     """``build_surrogate("xgp")`` takes ``init``/``optimise`` and gives ``hyper_state``
     (what the campaign and the replay test for); ILR, with no GP, does not."""
-    from bodisc.surrogates import _Categorised, build_surrogate
+    from bodisc.surrogates import N_CATEGORIES, build_surrogate
 
     X, C, y = linear_trend(n=80, seed=6)
-    k = _Categorised.N_CATEGORIES
+    k = N_CATEGORIES
     Xa = np.hstack([X, np.zeros((len(X), k - C.shape[1])), C])
     assert Xa.shape[1] == X.shape[1] + k
     model = build_surrogate("xgp", device="cpu").fit(Xa[:50], y[:50])

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from bodisc.errors import BodiscError
+from bodisc.surrogates.registry import SURROGATES
 
 app = typer.Typer(
     name="bodisc",
@@ -42,10 +43,13 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="Campaign file (TOML).", show_default=False)]
+#: The surrogate kinds the help names (the registry's, without importing torch).
+SURROGATE_CHOICES: tuple[str, ...] = tuple(SURROGATES)
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field, e.g. --set acquisition.name=ucb "
-                               "(TOML value syntax)."),
+                               "(TOML value syntax). surrogate.kind: one of "
+                               f"{', '.join(SURROGATE_CHOICES)}."),
 ]
 
 

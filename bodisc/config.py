@@ -21,7 +21,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bodisc.acquisition import DEFAULT_BETA
 from bodisc.errors import ConfigError
+from bodisc.surrogates.gp import MEANS
+from bodisc.surrogates.registry import (
+    DEFAULT_DEVICE,
+    DEFAULT_KERNEL,
+    DEFAULT_PRECISION,
+    SURROGATES,
+    Device,
+    Kernel,
+    Precision,
+)
 
 ChargeRule = Literal["neutral", "net_neutral", "any"]
 Direction = Literal["maximize", "minimize"]
@@ -99,12 +110,24 @@ class DescriptorConfig(_Frozen):
     conformer_seed: int = Field(default=61453, ge=0)
 
 
-class SurrogateConfig(_Frozen):
-    """The surrogate model, where it runs, and how it is refitted."""
+def _registered_kind(value: str | None) -> str | None:
+    """A surrogate kind named in :data:`~bodisc.surrogates.registry.SURROGATES`."""
+    if value is not None and value not in SURROGATES:
+        raise ValueError(f"unknown surrogate kind; choose one of: {', '.join(SURROGATES)}")
+    return value
 
-    kind: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] = "gp"
-    kernel: Literal["matern52", "matern32", "rbf"] = "matern52"
-    mean: Literal["constant", "linear", "proxy"] = Field(
+
+class SurrogateConfig(_Frozen):
+    """The surrogate model, where it runs, and how it is refitted.
+
+    ``kind`` is checked against the registry (:data:`bodisc.surrogates.SURROGATES`);
+    :func:`bodisc.surrogates.surrogate_options` maps this section to the kind's options.
+    """
+
+    kind: str = Field(default="gp", description="a registered surrogate kind "
+                                                "(bodisc.surrogates.SURROGATES)")
+    kernel: Kernel = DEFAULT_KERNEL
+    mean: Literal[MEANS] = Field(  # type: ignore[valid-type]  # gp.MEANS, one list
         default="constant",
         description="gp: prior mean; linear follows the descriptors' linear trend beyond "
                     "the labels (extrapolates along a cheap proxy such as the xTB dipole); "
@@ -115,9 +138,9 @@ class SurrogateConfig(_Frozen):
                                                   "a descriptor ('mu') or a signed sum of "
                                                   "descriptors ('lumo - homo', '2*a + b'), "
                                                   "which the label rises with")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "float64", "float32"] = Field(
-        default="auto", description="auto: float64; float32 only with CUDA")
+    device: Device = DEFAULT_DEVICE
+    precision: Precision = Field(
+        default=DEFAULT_PRECISION, description="auto: float64; float32 only with CUDA")
     warm_start: bool = Field(
         default=True, description="start each fit from the previous iteration's hyperparameters")
     refit_growth: float = Field(
@@ -132,6 +155,8 @@ class SurrogateConfig(_Frozen):
                         description="sparse: labels used to fit the hyperparameters")
     inducing: int = Field(default=1024, ge=10, description="sparse: inducing points")
 
+    _kind = field_validator("kind")(_registered_kind)
+
 
 class AcquisitionConfig(_Frozen):
     """Acquisition strategy and batch size (the name is checked against the registry).
@@ -143,7 +168,7 @@ class AcquisitionConfig(_Frozen):
 
     name: str = "logei"
     batch_size: int = Field(default=10, ge=1)
-    beta: float = Field(default=2.0, gt=0.0, description="UCB exploration weight")
+    beta: float = Field(default=DEFAULT_BETA, gt=0.0, description="UCB exploration weight")
     rank_by: str = Field(default="mu", description="descriptor, or signed sum of descriptors "
                          "('lumo - homo'), that 'rank' and the warm-up batches order by")
     warmup_batches: int = Field(
@@ -210,13 +235,15 @@ class StrategyConfig(_Frozen):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=40)
     acquisition: str = Field(min_length=1)
-    surrogate: Literal["gp", "xgp", "ilr", "ilr_ridge", "sparse"] | None = None
+    surrogate: str | None = Field(default=None, description="a registered surrogate kind")
     batch_size: int | None = Field(default=None, ge=1)
     beta: float | None = Field(default=None, gt=0.0, description="UCB exploration weight")
     warmup_batches: int | None = Field(default=None, ge=0,
                                        description="acquisition.warmup_batches of this strategy")
     greedy_until: float | None = Field(default=None, ge=0.0, le=1.0,
                                        description="acquisition.greedy_until of this strategy")
+
+    _surrogate = field_validator("surrogate")(_registered_kind)
 
 
 class CompareConfig(_Frozen):
@@ -528,10 +555,12 @@ def _check_fidelity(file: str, config: CampaignConfig, target_cls: Any) -> None:
         raise ConfigError(file, "fidelity.cheap_cost", cheap,
                           f"must be above 0 and below the target oracle's cost ({target:g}); "
                           f"set fidelity.cheap_cost and fidelity.target_cost")
-    if config.surrogate.kind != "gp":
+    with_fidelity = [k for k, spec in SURROGATES.items() if spec.multi_fidelity]
+    if config.surrogate.kind not in with_fidelity:
         raise ConfigError(file, "surrogate.kind", config.surrogate.kind,
-                          "a [fidelity] campaign needs kind = 'gp' (the fidelity is an input "
-                          "of the GP)")
+                          f"a [fidelity] campaign needs kind = "
+                          f"{' or '.join(repr(k) for k in with_fidelity)} (the fidelity is an "
+                          f"input of the GP)")
     name = config.acquisition.name
     with_model = sorted(k for k, spec in ACQUISITIONS.items() if spec.needs_model)
     if not ACQUISITIONS[name].needs_model:

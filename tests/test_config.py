@@ -63,6 +63,12 @@ BAD = [
      "seed_molecules[0]", "forbidden substructure [#8]"),
     ('allowed_elements = ["C", "N", "O"]', 'allowed_elements = ["C", "Xx"]',
      "generator.allowed_elements", "unknown element"),
+    ('[acquisition]', '[surrogate]\nkind = "svm"\n\n[acquisition]', "surrogate.kind",
+     "unknown surrogate kind; choose one of: gp, xgp, ilr, ilr_ridge, sparse"),
+    ('[acquisition]', '[surrogate]\nkernel = "cosine"\n\n[acquisition]', "surrogate.kernel",
+     "'matern52', 'matern32' or 'rbf'"),
+    ('[acquisition]', '[surrogate]\ndevice = "tpu"\n\n[acquisition]', "surrogate.device",
+     "'auto', 'cpu' or 'cuda'"),
 ]
 
 
@@ -110,3 +116,75 @@ def test_overrides_are_validated_like_the_file(tiny_campaign):
     assert cfg.acquisition.name == "ucb"
     with pytest.raises(ConfigError, match="acquisition.batch_size"):
         load_campaign(tiny_campaign, {"acquisition.batch_size": -1})
+
+
+# -- one list per name: the registries are what validation and the CLI offer ----------
+def test_validation_offers_exactly_the_registered_surrogate_kinds(tiny_campaign):
+    from bodisc.surrogates import SURROGATES
+
+    for kind in SURROGATES:
+        assert load_campaign(tiny_campaign, {"surrogate.kind": kind}).surrogate.kind == kind
+    with pytest.raises(ConfigError) as info:
+        load_campaign(tiny_campaign, {"surrogate.kind": "bogus"})
+    err = info.value
+    assert (err.field, err.value) == ("surrogate.kind", "bogus")
+    assert err.allowed.split("choose one of: ")[1].split(", ") == list(SURROGATES)
+    strategy = {"compare.seeds": [1], "compare.strategies": [
+        {"name": "a", "acquisition": "ucb", "surrogate": "bogus"}]}
+    with pytest.raises(ConfigError) as info:
+        load_campaign(tiny_campaign, strategy)
+    assert info.value.field == "compare.strategies.0.surrogate"
+    assert info.value.allowed.split("choose one of: ")[1].split(", ") == list(SURROGATES)
+
+
+def test_a_newly_registered_kind_is_valid_at_once(tiny_campaign):
+    from bodisc.surrogates import SURROGATES, register_surrogate
+
+    register_surrogate("scratch_config_kind", description="test")(lambda *a, **k: None)
+    try:
+        cfg = load_campaign(tiny_campaign, {"surrogate.kind": "scratch_config_kind"})
+        assert cfg.surrogate.kind == "scratch_config_kind"
+    finally:
+        SURROGATES.pop("scratch_config_kind")
+
+
+def test_the_cli_help_names_exactly_the_registered_kinds():
+    import typer.main
+
+    from bodisc.cli import SURROGATE_CHOICES, app
+    from bodisc.surrogates import SURROGATES
+
+    assert tuple(SURROGATES) == SURROGATE_CHOICES
+    for name in ("validate", "campaign", "compare"):
+        command = typer.main.get_command(app).commands[name]
+        help_text = next(p for p in command.params if p.name == "set_").help
+        listed = help_text.split("surrogate.kind: one of ")[1].rstrip(".").split(", ")
+        assert listed == list(SURROGATES)
+
+
+def test_defaults_and_choices_have_one_source():
+    import typing
+
+    import numpy as np
+
+    from bodisc.acquisition import DEFAULT_BETA, AcquisitionContext
+    from bodisc.config import AcquisitionConfig, SurrogateConfig
+    from bodisc.surrogates import (
+        DEFAULT_DEVICE,
+        DEFAULT_KERNEL,
+        DEFAULT_PRECISION,
+        DEVICES,
+        KERNELS,
+        PRECISIONS,
+    )
+    from bodisc.surrogates.gp import MEANS
+
+    ctx = AcquisitionContext(np.zeros((1, 1)), 1, 0.0, np.random.default_rng(0))
+    assert AcquisitionConfig().beta == DEFAULT_BETA == ctx.beta
+    fields = SurrogateConfig.model_fields
+    for name, choices, default in (("kernel", KERNELS, DEFAULT_KERNEL),
+                                   ("device", DEVICES, DEFAULT_DEVICE),
+                                   ("precision", PRECISIONS, DEFAULT_PRECISION),
+                                   ("mean", MEANS, "constant")):
+        assert typing.get_args(fields[name].annotation) == choices
+        assert fields[name].default == default

@@ -221,21 +221,36 @@ def bench_memory(n: int = 1000, d: int = 22, m: int = 1_000_000,
     return result
 
 
-def bench_warm(n: int = 1000, add: int = 10, device: str = "auto") -> dict[str, Any]:
-    """A warm refit after adding ``add`` labels to ``n``, against a cold fit of the same data."""
-    from bodisc.surrogates.gp import GPSurrogate
+def bench_warm(n: int = 1000, add: int = 10, device: str = "auto",
+               kind: str = "gp") -> dict[str, Any]:
+    """A warm refit after adding ``add`` labels to ``n``, against a cold fit of the same data.
 
+    Args:
+        n: Labels of the first fit.
+        add: Labels added before the refit.
+        device: Surrogate device.
+        kind: A registered surrogate kind that warm-starts and needs no categories.
+
+    Raises:
+        ValueError: For a kind that cannot be warm-started or needs categories.
+    """
+    from bodisc.surrogates import SURROGATES, build_surrogate
+
+    spec = SURROGATES.get(kind)
+    if spec is None or not spec.warm_start or spec.uses_categories:
+        able = [k for k, s in SURROGATES.items() if s.warm_start and not s.uses_categories]
+        raise ValueError(f"warm refit of kind {kind!r}: choose one of {', '.join(able)}")
     X, y, note = qm9_table()
     rng = np.random.default_rng(1)
     order = rng.permutation(len(y))[: n + add]
     X, y = X[order], y[order]
-    first = GPSurrogate(device=device).fit(X[:n], y[:n])
+    first = build_surrogate(kind, device=device).fit(X[:n], y[:n])
     state = first.hyper_state()
     t0 = time.perf_counter()
-    cold = GPSurrogate(device=device).fit(X, y)
+    cold = build_surrogate(kind, device=device).fit(X, y)
     t_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    warm = GPSurrogate(device=device).fit(X, y, init=state)
+    warm = build_surrogate(kind, device=device).fit(X, y, init=state)
     t_warm = time.perf_counter() - t0
     probe = X[: min(500, len(X))]
     mc, _ = cold.predict(probe)
@@ -247,6 +262,7 @@ def bench_warm(n: int = 1000, add: int = 10, device: str = "auto") -> dict[str, 
         "warm_fit_evaluations": warm.fit_evaluations,
         "warm_cold_mean_max_diff_over_std": float(np.max(np.abs(mc - mw)) / np.std(y)),
         "warm_sizes": {"n": n, "add": add, "d": X.shape[1]}, "warm_data": note,
+        "warm_kind": kind,
     }
 
 
@@ -397,8 +413,7 @@ def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
         device: Surrogate device.
         draws: Random splits the accuracy comparison is repeated on.
     """
-    from bodisc.surrogates.gp import GPSurrogate
-    from bodisc.surrogates.sparse import SparseGP
+    from bodisc.surrogates import build_surrogate
 
     X, y, note = qm9_table()
     r_sparse: list[float] = []
@@ -411,16 +426,17 @@ def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
         test, pool = order[:n_test], order[n_test:]
         n_train = min(n_train, len(pool))
         t0 = time.perf_counter()
-        sparse = SparseGP(device=device, seed=k).fit(X[pool[:n_train]], y[pool[:n_train]])
+        sparse = build_surrogate("sparse", device=device, seed=k).fit(X[pool[:n_train]],
+                                                                      y[pool[:n_train]])
         t_sparse_acc.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        exact = GPSurrogate(device=device).fit(X[pool[:n_exact]], y[pool[:n_exact]])
+        exact = build_surrogate("gp", device=device).fit(X[pool[:n_exact]], y[pool[:n_exact]])
         t_exact.append(time.perf_counter() - t0)
         r_sparse.append(_rmse(sparse, X[test], y[test]))
         r_exact.append(_rmse(exact, X[test], y[test]))
     Xb, yb, note_big = qm9_table(min_rows=n_big)
     t0 = time.perf_counter()
-    SparseGP(device=device).fit(Xb[:n_big], yb[:n_big])
+    build_surrogate("sparse", device=device).fit(Xb[:n_big], yb[:n_big])
     t_big = time.perf_counter() - t0
     return {
         "sparse_fit_s": t_big, "sparse_fit_labels": n_big,

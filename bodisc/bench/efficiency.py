@@ -332,31 +332,32 @@ class _Tanimoto:
 
 
 class _GP:
-    """bodisc's surrogate and acquisition, as a campaign runs them."""
+    """bodisc's step (:func:`bodisc.loop.step.choose_batch`) on the pool.
+
+    The same fit, refit schedule and selection as a campaign with ``[surrogate]
+    warm_start = true``, ``refit_growth = 1.25`` and the strategy's defaults.
+    """
 
     def __init__(self, X: np.ndarray, acquisition: str, kind: str, mean: str = "constant",
                  **options: Any) -> None:
-        self.X, self.acquisition, self.kind = X, acquisition, kind
-        self.options = {"mean": mean, **options} if kind == "gp" else {}
-        self.state: dict[str, list[float]] | None = None
-        self.optimised_at = 0
+        from bodisc.loop.refit import SurrogateSettings
+
+        self.X, self.acquisition = X, acquisition
+        self.settings = SurrogateSettings(
+            kind, device="cpu", options={"mean": mean, **options} if kind == "gp" else {},
+            warm_start=True, refit_growth=REFIT_GROWTH)
+        self.fit: Any = None
 
     def __call__(self, labelled: np.ndarray, labels: np.ndarray, free: np.ndarray, q: int,
                  rng: np.random.Generator) -> np.ndarray:
-        from bodisc.acquisition import AcquisitionContext, select
-        from bodisc.surrogates import build_surrogate
+        from bodisc.acquisition import DEFAULT_BETA
+        from bodisc.loop.step import choose_batch
 
-        model = build_surrogate(self.kind, device="cpu", **self.options)
-        if hasattr(model, "hyper_state"):  # gp, and xgp's GP component
-            optimise = self.state is None or len(labelled) >= self.optimised_at * REFIT_GROWTH
-            model.fit(self.X[labelled], labels, init=self.state, optimise=optimise)
-            if optimise:
-                self.optimised_at = len(labelled)
-            self.state = model.hyper_state()
-        else:
-            model.fit(self.X[labelled], labels)
-        ctx = AcquisitionContext(self.X[free], q, float(labels.max()), rng, model)
-        return free[select(self.acquisition, ctx).index]
+        batch = choose_batch(self.X[labelled], labels, self.X[free], q, rng,
+                             strategy=self.acquisition, surrogate=self.settings,
+                             beta=DEFAULT_BETA, previous=self.fit)
+        self.fit = batch.fit
+        return free[batch.index]
 
 
 class _Staged(_GP):

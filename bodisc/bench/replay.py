@@ -1,8 +1,9 @@
 """QM9 replay: the discovery loop on a fixed pool with known labels, timed.
 
-Each iteration fits the campaign's GP (warm-started from the last fit) on the labels
-so far, chooses a batch from every unlabelled molecule of the pool with a registered
-acquisition strategy, and "labels" it by lookup. What this times is the surrogate and
+Each iteration runs the campaign's step (:func:`bodisc.loop.step.choose_batch`: the GP
+fitted by the one refit schedule on the labels so far, then a batch from every
+unlabelled molecule of the pool by a registered acquisition strategy) and "labels" the
+batch by lookup. What this times is the surrogate and
 the acquisition, the part of a campaign the issue on speed is about; the descriptors
 are taken as already computed (the QM9 descriptor cache).
 
@@ -90,16 +91,19 @@ def run_replay(X: np.ndarray, y: np.ndarray, *, calls: int = 2000, batch: int = 
     Returns:
         Timings (``wall_s``, ``fit_s``, ``select_s``), :func:`replay_metrics` and sizes.
     """
-    from bodisc.acquisition import AcquisitionContext, select
-    from bodisc.surrogates.gp import SMALL_N, GPSurrogate, torch_threads
+    from bodisc.acquisition import DEFAULT_BETA
+    from bodisc.loop.refit import SurrogateSettings
+    from bodisc.loop.step import choose_batch
 
+    settings = SurrogateSettings("gp", device=device, warm_start=warm_start,
+                                 refit_growth=refit_growth)
     rng = np.random.default_rng(seed)
     N = len(y)
     taken = np.zeros(N, dtype=bool)
     order = list(rng.choice(N, size=min(start, calls, N), replace=False))
     taken[order] = True
-    state = None
-    optimised_at, fits = 0, 0
+    fit = None
+    fits = 0
     fit_s = select_s = 0.0
     t_start = time.perf_counter()
     it = 0
@@ -107,29 +111,20 @@ def run_replay(X: np.ndarray, y: np.ndarray, *, calls: int = 2000, batch: int = 
         it += 1
         q = min(batch, calls - len(order))
         idx = np.asarray(order)
-        t0 = time.perf_counter()
-        optimise = state is None or len(idx) >= optimised_at * refit_growth
-        with torch_threads(1 if len(idx) < SMALL_N else None):
-            gp = GPSurrogate(device=device).fit(X[idx], y[idx], init=state,
-                                                optimise=optimise)
-        if optimise:
-            optimised_at = len(idx)
-            fits += 1
-        if warm_start or refit_growth > 1.0:
-            state = gp.hyper_state()
-        t1 = time.perf_counter()
         pool = np.flatnonzero(~taken)
-        ctx = AcquisitionContext(X[pool], q, float(y[idx].max()), rng, gp)
-        sel = select(acquisition, ctx)
-        t2 = time.perf_counter()
-        fit_s += t1 - t0
-        select_s += t2 - t1
-        chosen = pool[sel.index]
+        step = choose_batch(X[idx], y[idx], X[pool], q, rng, strategy=acquisition,
+                            surrogate=settings, beta=DEFAULT_BETA, previous=fit)
+        fits += step.fit is not None and step.fit.optimised_at == len(idx)  # optimised
+        fit = step.fit
+        fit_s += step.timings.get("fit_s", 0.0)
+        select_s += step.timings.get("score_s", 0.0)
+        chosen = pool[step.index]
         taken[chosen] = True
         order.extend(int(i) for i in chosen)
         if progress:
             progress({"iteration": it, "calls": len(order), "best": float(y[order].max()),
-                      "fit_s": t1 - t0, "select_s": t2 - t1,
+                      "fit_s": step.timings.get("fit_s", 0.0),
+                      "select_s": step.timings.get("score_s", 0.0),
                       "elapsed_s": time.perf_counter() - t_start})
     wall = time.perf_counter() - t_start
     result: dict[str, Any] = {"wall_s": wall, "fit_s": fit_s, "select_s": select_s,

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bodisc.surrogates.registry import DEFAULT_DEVICE, DEFAULT_KERNEL, DEFAULT_PRECISION
+
 
 @dataclass(frozen=True)
 class SurrogateSettings:
@@ -36,9 +38,9 @@ class SurrogateSettings:
     """
 
     kind: str = "gp"
-    kernel: str = "matern52"
-    device: str = "auto"
-    precision: str = "auto"
+    kernel: str = DEFAULT_KERNEL
+    device: str = DEFAULT_DEVICE
+    precision: str = DEFAULT_PRECISION
     options: Mapping[str, Any] = field(default_factory=dict)
     warm_start: bool = True
     refit_growth: float = 1.0

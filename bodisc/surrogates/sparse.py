@@ -86,13 +86,15 @@ class SparseGP:
         return self.exact.hyper_state()
 
     def fit(self, X: np.ndarray, y: np.ndarray,
-            init: dict[str, list[float]] | None = None) -> SparseGP:
+            init: dict[str, list[float]] | None = None, optimise: bool = True) -> SparseGP:
         """Fit hyperparameters on a subset, then condition on all labels.
 
         Args:
             X: Descriptors, shape ``(n, d)`` (NaN allowed).
             y: Labels, shape ``(n,)``.
             init: Warm-start hyperparameters (``hyper_state`` of an earlier fit).
+            optimise: With ``init``, ``False`` takes its hyperparameters as they are
+                (the refit schedule's conditioning between re-optimisations).
 
         Returns:
             ``self``.
@@ -104,7 +106,7 @@ class SparseGP:
         n = X.shape[0]
         rng = np.random.default_rng(self.seed)
         sub = np.sort(rng.choice(n, size=min(self.subset, n), replace=False))
-        self.exact.fit(X[sub], y[sub], init=init)
+        self.exact.fit(X[sub], y[sub], init=init, optimise=optimise)
         gp = self.exact
         # the subset's scaling: the lengthscales were fitted on it
         assert gp.scaler is not None

@@ -131,7 +131,7 @@ def test_the_extrapolating_gp_follows_the_refit_schedule(pool):
         labelled, free = order[:n], order[n:]
         picked = chooser(labelled, y[labelled], free, BATCH, np.random.default_rng(0))
         assert len(set(picked.tolist())) == BATCH and not set(picked) & set(labelled)
-        states.append((chooser.optimised_at, chooser.state))
+        states.append((chooser.fit.optimised_at, chooser.fit.state))
     assert states[0][0] == states[1][0] == START and states[1][1] == states[0][1]
     assert states[2][0] == int(START * REFIT_GROWTH) + 1 and states[2][1] != states[1][1]
 
@@ -145,8 +145,8 @@ def test_the_proxy_mean_method_follows_the_targets_own_analogue(pool):
     for target, sign in (("gap_max", 1.0), ("gap_min", -1.0)):
         chooser = make_chooser("gp_proxy_greedy", pool, target)
         assert chooser.acquisition == "greedy"
-        assert chooser.options["proxy_column"] == {lumo: 1.0, homo: -1.0}
-        assert chooser.options["proxy_sign"] == sign
+        assert chooser.settings.options["proxy_column"] == {lumo: 1.0, homo: -1.0}
+        assert chooser.settings.options["proxy_sign"] == sign
     y = pool.labels["dipole"]
     start = np.random.default_rng(0).choice(len(pool), START, replace=False)
     free = np.setdiff1d(np.arange(len(pool)), start)

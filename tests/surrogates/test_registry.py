@@ -92,7 +92,7 @@ def test_a_kind_using_categories_needs_the_44_extra_columns(kind):
 
 
 @pytest.mark.parametrize("kind", list(SURROGATES))
-def test_warm_start_means_hyper_state_and_init(kind, request):
+def test_warm_start_means_hyper_state_and_init(kind):
     spec = SURROGATES[kind]
     X, y = tiny_problem(spec.uses_categories)
     model = build_surrogate(kind, device="cpu").fit(X[:N], y[:N])
@@ -102,10 +102,6 @@ def test_warm_start_means_hyper_state_and_init(kind, request):
     state = model.hyper_state()
     warm = build_surrogate(kind, device="cpu").fit(X[: N + 3], y[: N + 3], init=state)
     assert warm.predict(X[N:])[0].shape == (M,)
-    if kind == "sparse":  # the campaign's refit_growth > 1 path conditions without a fit
-        request.applymarker(pytest.mark.xfail(
-            strict=True, raises=TypeError,
-            reason="SparseGP.fit takes init but not optimise (bodisc/surrogates/sparse.py)"))
     again = build_surrogate(kind, device="cpu").fit(X[: N + 3], y[: N + 3], init=state,
                                                     optimise=False)
     assert again.hyper_state() == state

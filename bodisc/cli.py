@@ -111,8 +111,6 @@ def compare(
         "--parallel", min=1, help="Runs at once (default: \\[compare] parallel); each run "
                                   "uses \\[execution] workers processes."
     )] = None,
-    only: Annotated[str | None, typer.Option(
-        "--only", help="Run only this run (STRATEGY-sSEED).", hidden=True)] = None,
     no_report: Annotated[bool, typer.Option(
         "--no-report", help="Do not write the report at the end.")] = False,
 ) -> None:
@@ -121,25 +119,25 @@ def compare(
 
     from bodisc.compare import Comparison, format_table, summary_table
     from bodisc.config import load_campaign
+    from bodisc.report import comparison_report
 
     cfg = load_campaign(config, _parse_overrides(set_ or []))
     console = Console(stderr=False, highlight=False, soft_wrap=True)
-    comparison = Comparison(cfg, str(config), tracking_uri, set_ or [], console.print)
+    comparison = Comparison(cfg, str(config), tracking_uri, console.print)
     try:
         results = comparison.run(
             lambda label: _quiet_reporter(console) if quiet else _rich_reporter(console),
-            only=only, parallel=parallel, report=not no_report)
+            parallel=parallel, report=None if no_report else comparison_report)
     except KeyboardInterrupt:
         console.print("interrupted: every finished oracle call is in the stores; run the "
                       "same command to continue")
         raise typer.Exit(130) from None
-    if only is None:
-        from bodisc.tracking.mlflow_tracker import ui_command
+    from bodisc.tracking.mlflow_tracker import ui_command
 
-        console.print(format_table(summary_table(results, cfg.objective.direction == "maximize"),
-                                   cfg.objective.unit))
-        console.print(f"runs:       {comparison.root}")
-        console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
+    console.print(format_table(summary_table(results, cfg.objective.direction == "maximize"),
+                               cfg.objective.unit))
+    console.print(f"runs:       {comparison.root}")
+    console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
 
 
 @app.command()

@@ -26,27 +26,27 @@ Each run is a full campaign with ``random_seed`` set to the seed, its own store 
 sub-directory of the comparison's folder (``[paths] store`` with ``{name}`` the comparison
 name, e.g. ``runs/compare_dipole/logei-s1/store.sqlite``) and its own MLflow child run
 under one parent run. Running the same command again resumes unfinished runs and skips
-finished ones.
+finished ones. With ``parallel`` above 1, each run is a worker process of this one (its
+output in ``compare-run.log`` in its folder).
 
-All runs share one :class:`ResultCache` (``cache.sqlite`` in the comparison's folder):
-an oracle result or a molecule's descriptors computed by one run are reused by every other
-run with the same settings, so a molecule is computed once across the comparison, while
-each run still records the call in its own store and counts it against its own budget.
+All runs share one :class:`~bodisc.runtime.cache.ResultCache` (``cache.sqlite`` in the
+comparison's folder): an oracle result or a molecule's descriptors computed by one run are
+reused by every other run with the same settings, so a molecule is computed once across
+the comparison, while each run still records the call in its own store and counts it
+against its own budget. The report (:mod:`bodisc.report`) builds on this module, not the
+other way round.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import multiprocessing as mp
 import os
-import pickle
-import socket
-import sqlite3
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,183 +54,13 @@ from typing import Any
 import numpy as np
 
 from bodisc.config import AcquisitionConfig, CampaignConfig, StrategyConfig
-from bodisc.errors import BodiscError, ConfigError, StoreError
+from bodisc.errors import BodiscError, ConfigError
+from bodisc.runtime.cache import ResultCache
 
 #: Strategy fields that, where given, replace the campaign's ``[acquisition]`` value: those
 #: both models have (``name`` is the strategy's own; its ``acquisition`` sets the name).
 ACQUISITION_OVERRIDES = tuple(f for f in StrategyConfig.model_fields
                               if f != "name" and f in AcquisitionConfig.model_fields)
-
-_CACHE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    kind TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    molecule TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('claimed', 'done')),
-    payload BLOB,
-    owner TEXT NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (kind, settings, molecule)
-)
-"""
-
-
-class ResultCache:
-    """Oracle results and descriptors shared by the campaigns of a comparison (SQLite, WAL).
-
-    Rows are keyed by ``(kind, settings, molecule)``: the kind of work (``oracle`` or
-    ``descriptors``), its settings (oracle name and options; descriptor set, which encodes
-    the tier and recipe settings) and the molecule's InChIKey. A process about to compute a
-    molecule first *claims* it; a process that finds a claim of another live process waits
-    for that result instead of computing it again. Claims of dead processes are taken over.
-
-    Args:
-        path: The cache file; its folder is created.
-        poll_s: How often to look for results another process is computing.
-        stale_s: A claim not refreshed for this long (another host) counts as abandoned.
-
-    Attributes:
-        computed: Work items this process computed, per kind.
-        reused: Work items this process took from the cache, per kind.
-    """
-
-    def __init__(self, path: str | Path, poll_s: float = 0.5, stale_s: float = 3600.0) -> None:
-        self.path = Path(path)
-        self.poll_s = poll_s
-        self.stale_s = stale_s
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.computed: dict[str, int] = {}
-        self.reused: dict[str, int] = {}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_CACHE_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the result cache ({exc})") from None
-
-    def close(self) -> None:
-        """Close the connection."""
-        self._db.close()
-
-    # -- rows -------------------------------------------------------------------------
-    def lookup(self, kind: str, settings: str, molecules: Sequence[str]
-               ) -> dict[str, tuple[Any, str | None, float]]:
-        """Finished results: ``molecule -> (value, failure, seconds)``."""
-        out: dict[str, tuple[Any, str | None, float]] = {}
-        items = list(molecules)
-        for i in range(0, len(items), 500):
-            chunk = items[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for mol, payload in self._db.execute(
-                f"SELECT molecule, payload FROM results WHERE kind = ? AND settings = ? AND "
-                f"status = 'done' AND molecule IN ({marks})", [kind, settings, *chunk]
-            ):
-                out[mol] = pickle.loads(payload)
-        return out
-
-    def put(self, kind: str, settings: str, molecule: str, value: Any, failure: str | None,
-            seconds: float) -> None:
-        """Store one finished result (the value must pickle)."""
-        payload = pickle.dumps((value, failure, seconds), protocol=pickle.HIGHEST_PROTOCOL)
-        self._write(
-            "INSERT INTO results VALUES (?, ?, ?, 'done', ?, ?, ?) ON CONFLICT"
-            "(kind, settings, molecule) DO UPDATE SET status = 'done', payload = excluded."
-            "payload, owner = excluded.owner, updated_at = excluded.updated_at",
-            (kind, settings, molecule, payload, self.owner, time.time()),
-        )
-
-    def claim(self, kind: str, settings: str, molecules: Sequence[str]) -> set[str]:
-        """Claim the molecules nobody is computing; returns those this process now holds."""
-        mine: set[str] = set()
-        now = time.time()
-        self._write("BEGIN IMMEDIATE")
-        try:
-            for mol in molecules:
-                row = self._db.execute(
-                    "SELECT status, owner, updated_at FROM results WHERE kind = ? AND "
-                    "settings = ? AND molecule = ?", (kind, settings, mol)).fetchone()
-                if row is not None and (row[0] == "done" or (
-                        row[1] != self.owner and self._alive(row[1], row[2], now))):
-                    continue
-                self._db.execute(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?, ?, 'claimed', NULL, ?, ?)",
-                    (kind, settings, mol, self.owner, now))
-                mine.add(mol)
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise
-        return mine
-
-    def _alive(self, owner: str, updated_at: float, now: float) -> bool:
-        host, _, pid = owner.rpartition(":")
-        if host != socket.gethostname():
-            return now - updated_at < self.stale_s
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, ValueError):
-            return True
-        return True
-
-    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
-        try:
-            self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write the result cache ({exc})") from None
-
-    def counts(self) -> dict[str, int]:
-        """Finished results in the cache, per kind."""
-        return dict(self._db.execute(
-            "SELECT kind, COUNT(*) FROM results WHERE status = 'done' GROUP BY kind"))
-
-    # -- running work through the cache ----------------------------------------------
-    def run(self, kind: str, settings: str, executor: Any, fn: Callable[..., Any],
-            tasks: Sequence[tuple[Any, tuple[Any, ...]]], molecule_of: Mapping[Any, str],
-            timeout_s: float) -> Iterator[Any]:
-        """Like ``executor.run(fn, tasks, timeout_s)``, computing each molecule only once.
-
-        Args:
-            kind: ``oracle`` or ``descriptors``.
-            settings: Everything besides the molecule that decides the result.
-            executor: A :class:`~bodisc.execution.LocalExecutor` (or one like it).
-            fn: The task function.
-            tasks: ``(task key, args)`` pairs.
-            molecule_of: The molecule key of each task key.
-            timeout_s: Time limit of one task.
-
-        Yields:
-            One :class:`~bodisc.execution.local.TaskOutcome` per task (cached ones first).
-        """
-        from bodisc.execution.local import TaskOutcome
-
-        todo = {key: args for key, args in tasks}
-        while todo:
-            found = self.lookup(kind, settings, [molecule_of[k] for k in todo])
-            for key in [k for k in todo if molecule_of[k] in found]:
-                value, failure, seconds = found[molecule_of[key]]
-                del todo[key]
-                self.reused[kind] = self.reused.get(kind, 0) + 1
-                yield TaskOutcome(key, value, failure, seconds)
-            if not todo:
-                return
-            mine = self.claim(kind, settings, [molecule_of[k] for k in todo])
-            if not mine:
-                time.sleep(self.poll_s)  # others are computing them: wait for their results
-                continue
-            batch = [(k, todo[k]) for k in todo if molecule_of[k] in mine]
-            for out in executor.run(fn, batch, timeout_s):
-                self.put(kind, settings, molecule_of[out.key], out.value, out.failure,
-                         out.seconds)
-                self.computed[kind] = self.computed.get(kind, 0) + 1
-                del todo[out.key]
-                yield out
-
 
 # -- the comparison ---------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -402,6 +232,86 @@ def summary_table(results: Sequence[Any], maximize: bool = True) -> list[dict[st
     return rows
 
 
+#: Writes the report of a finished comparison and returns its files, which are logged to the
+#: parent MLflow run under ``report/`` (e.g. :func:`bodisc.report.comparison_report`).
+ReportWriter = Callable[["Comparison"], Sequence[Path]]
+
+
+def run_spec(spec: RunSpec, config_file: str, root: Path, experiment: str,
+             parent_run_id: str | None, tracking_uri: str | None = None,
+             reporter: Any = None) -> None:
+    """Run (or resume) one strategy x seed in this process, through the comparison's cache.
+
+    Args:
+        spec: The run.
+        config_file: The comparison's file (for messages).
+        root: The comparison's folder (its ``cache.sqlite`` is shared by all runs).
+        experiment: The MLflow experiment of the comparison.
+        parent_run_id: The comparison's MLflow parent run.
+        tracking_uri: MLflow tracking URI overriding ``[paths] mlruns``.
+        reporter: The campaign's progress reporter.
+    """
+    from bodisc.campaign import Campaign
+
+    cache = ResultCache(root / "cache.sqlite")
+    try:
+        Campaign(spec.config, config_file, reporter, tracking_uri=tracking_uri,
+                 experiment=experiment, run_tags=run_tags(spec, parent_run_id),
+                 run_params=run_params(spec), cache=cache).run()
+    finally:
+        cache.close()
+
+
+def _init_run_process(parent_pid: int) -> None:
+    """First thing in a run's process: die with the comparison's process (Linux)."""
+    from bodisc.execution.local import _die_with_parent
+
+    _die_with_parent(parent_pid)
+
+
+def _run_logged(spec: RunSpec, config_file: str, root: Path, experiment: str,
+                parent_run_id: str | None, tracking_uri: str | None) -> str | None:
+    """One run in its own process, its output appended to ``<run folder>/compare-run.log``.
+
+    The process's standard output and error (those of native code too) go to the log; the
+    campaign's messages are written there one line each.
+
+    Returns:
+        ``None`` when the run finished, otherwise why it stopped (one line).
+    """
+    from bodisc.campaign import Reporter
+
+    class LogReporter(Reporter):
+        def message(self, text: str) -> None:
+            print(text, flush=True)
+
+    log = root / spec.label / "compare-run.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "ab") as fh:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            run_spec(spec, config_file, root, experiment, parent_run_id, tracking_uri,
+                     LogReporter())
+            return None
+        except BodiscError as exc:
+            print(f"bodisc: error: {exc}", file=sys.stderr, flush=True)
+            return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except Exception as exc:  # noqa: BLE001 - reported as this run's failure
+            traceback.print_exc()
+            sys.stderr.flush()
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
 class Comparison:
     """A comparison bound to its folder, cache and MLflow parent run.
 
@@ -409,17 +319,18 @@ class Comparison:
         config: The validated campaign file with its ``[compare]`` table.
         config_file: The file it came from.
         tracking_uri: MLflow tracking URI overriding ``[paths] mlruns``.
-        overrides: The ``--set`` overrides (passed on to parallel runs).
         message: Receives one-line messages.
     """
 
+    #: Seconds the runs of an interrupted parallel comparison get to stop on their own.
+    stop_grace_s = 30.0
+
     def __init__(self, config: CampaignConfig, config_file: str,
-                 tracking_uri: str | None = None, overrides: Sequence[str] = (),
+                 tracking_uri: str | None = None,
                  message: Callable[[str], None] = print) -> None:
         self.config = config
         self.config_file = config_file
         self.tracking_uri = tracking_uri
-        self.overrides = list(overrides)
         self.message = message
         self.runs = plan_runs(config, config_file)
         self.root = comparison_root(config)
@@ -464,40 +375,29 @@ class Comparison:
     # -- running -----------------------------------------------------------------------
     def run_one(self, spec: RunSpec, reporter: Any = None) -> None:
         """Run (or resume) one strategy x seed in this process, through the shared cache."""
-        from bodisc.campaign import Campaign
-
-        parent = self._state().get("parent_run_id")
-        cache = ResultCache(self.root / "cache.sqlite")
-        try:
-            Campaign(spec.config, self.config_file, reporter, tracking_uri=self.tracking_uri,
-                     experiment=self.config.name, run_tags=run_tags(spec, parent),
-                     run_params=run_params(spec), cache=cache).run()
-        finally:
-            cache.close()
+        run_spec(spec, self.config_file, self.root, self.config.name,
+                 self._state().get("parent_run_id"), self.tracking_uri, reporter)
 
     def run(self, reporter_for: Callable[[str], Any] = lambda label: None,
-            only: str | None = None, parallel: int | None = None,
-            report: bool = True) -> list[RunResult]:
+            parallel: int | None = None, report: ReportWriter | None = None
+            ) -> list[RunResult]:
         """Run every unfinished run, then write the summary (and the report).
 
         Args:
-            reporter_for: Makes the progress reporter of a run from its label.
-            only: Run just this label (used by the parallel runner's worker processes).
+            reporter_for: Makes the progress reporter of a run from its label (runs in
+                this process only; parallel runs write their messages to their logs).
             parallel: Runs at once (default: ``[compare] parallel``); above 1 each run is a
-                separate ``bodisc compare --only`` process.
-            report: Write the report and log it to the parent run at the end.
+                worker process of its own, its output in ``<run folder>/compare-run.log``.
+            report: Writes the report at the end (its files are logged to the parent run);
+                ``None``: no report.
 
         Returns:
             The result of every run that started.
+
+        Raises:
+            BodiscError: If a run failed (after the others ran and the summary was written).
         """
         assert self.config.compare is not None
-        if only is not None:
-            specs = [s for s in self.runs if s.label == only]
-            if not specs:
-                raise ConfigError(self.config_file, "--only", only,
-                                  f"choose one of: {', '.join(s.label for s in self.runs)}")
-            self.run_one(specs[0], reporter_for(only))
-            return [r for r in (read_result(s) for s in specs) if r is not None]
         parent = self._parent_tracker()
         ResultCache(self.root / "cache.sqlite").close()  # made once, before runs share it
         todo = [s for s in self.runs if not run_finished(s)]
@@ -526,34 +426,71 @@ class Comparison:
         return results
 
     def _run_parallel(self, todo: Sequence[RunSpec], n_parallel: int) -> list[str]:
-        """Each run in its own ``bodisc compare --only`` process; returns the failures."""
-        base = [sys.executable, "-m", "bodisc.cli", "compare", self.config_file, "--quiet"]
-        for item in self.overrides:
-            base += ["--set", item]
-        if self.tracking_uri:
-            base += ["--tracking-uri", self.tracking_uri]
+        """Up to ``n_parallel`` runs at once, each in a worker process; returns the failures.
 
-        def one(spec: RunSpec) -> tuple[str, int, str]:
-            log = self.root / spec.label / "compare-run.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "a") as fh:
-                proc = subprocess.run(base + ["--only", spec.label], stdout=fh,
-                                      stderr=subprocess.STDOUT, check=False)
-            return spec.label, proc.returncode, str(log)
+        Every run gets a ``spawn``-ed process of its own (a pool of one), as a separate
+        command would: no state is shared between runs, and a run whose process dies costs
+        that run alone.
+        """
+        from concurrent.futures.process import BrokenProcessPool
 
-        failed = []
-        with ThreadPoolExecutor(max_workers=n_parallel) as pool:
-            for label, code, log in pool.map(one, todo):
-                if code == 0:
-                    self.message(f"{label}: done")
-                    continue
-                lines = Path(log).read_text(errors="replace").strip().splitlines()
-                failed.append(f"{label} (exit status {code}: {lines[-1] if lines else ''}; "
-                              f"log {log})")
-                self.message(f"{label}: {failed[-1]}")
+        context = mp.get_context("spawn")
+        parent_run_id = self._state().get("parent_run_id")
+        waiting = list(todo)
+        running: dict[Future[str | None], tuple[RunSpec, ProcessPoolExecutor]] = {}
+        ended: dict[str, str | None] = {}  # label -> None (done) or why it failed
+        failed: list[str] = []
+        told = 0  # runs reported so far, in the order of todo
+        try:
+            while waiting or running:
+                while waiting and len(running) < n_parallel:
+                    spec = waiting.pop(0)
+                    pool = ProcessPoolExecutor(1, mp_context=context,
+                                               initializer=_init_run_process,
+                                               initargs=(os.getpid(),))
+                    future = pool.submit(_run_logged, spec, self.config_file, self.root,
+                                         self.config.name, parent_run_id, self.tracking_uri)
+                    running[future] = (spec, pool)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    spec, pool = running.pop(future)
+                    pool.shutdown()
+                    try:
+                        ended[spec.label] = future.result()
+                    except BrokenProcessPool:
+                        ended[spec.label] = "its process died (a crash, or out of memory)"
+                while told < len(todo) and todo[told].label in ended:
+                    label = todo[told].label
+                    told += 1
+                    if ended[label] is None:
+                        self.message(f"{label}: done")
+                        continue
+                    log = self.root / label / "compare-run.log"
+                    failed.append(f"{label} ({ended[label]}; log {log})")
+                    self.message(f"{label}: {failed[-1]}")
+        finally:
+            self._stop([pool for _, pool in running.values()])
         return failed
 
-    def _finish(self, parent: Any, results: list[RunResult], report: bool) -> None:
+    def _stop(self, pools: Sequence[ProcessPoolExecutor]) -> None:
+        """Stop the runs' processes after an interrupt: a grace period, then SIGTERM.
+
+        The runs got the terminal's SIGINT as well and normally stop on their own within
+        seconds; what a run committed stays in its store either way.
+        """
+        processes = [p for pool in pools for p in getattr(pool, "_processes", {}).values()]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + self.stop_grace_s
+        for proc in processes:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5.0)
+
+    def _finish(self, parent: Any, results: list[RunResult], report: ReportWriter | None
+                ) -> None:
         import pandas as pd
 
         table = summary_table(results, self.config.objective.direction == "maximize")
@@ -568,13 +505,12 @@ class Comparison:
         parent.log_artifact(runs_csv)
         parent.log_artifact(summary_csv)
         if report:
-            from bodisc.report import build_report, load_comparison
-
-            paths = build_report(load_comparison(self.config, self.runs),
-                                 self.root / "report")
+            paths = list(report(self))
             for path in paths:
                 parent.log_artifact(path, "report")
-            self.message(f"report: {self.root / 'report' / 'report.html'}")
+            pages = [p for p in paths if Path(p).suffix == ".html"]
+            if pages:
+                self.message(f"report: {pages[0]}")
         parent.end("FINISHED")
         self.parent_run_id = parent.run_id
 

@@ -27,12 +27,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bodisc.config import CampaignConfig
 from bodisc.errors import BodiscError, ConfigError
+
+if TYPE_CHECKING:
+    from bodisc.compare import Comparison
 
 #: Figure files in the order the HTML page shows them.
 FIGURES: tuple[str, ...] = ("best_so_far.png", "top10_auc.png", "extrapolation.png",
@@ -113,7 +116,7 @@ def load_run(store_path: Path, label: str | None = None, strategy: str | None = 
         label: Name shown in tables (default: the campaign name).
         strategy: Strategy name (default: the acquisition).
         seed: Seed (default: the stored ``random_seed``).
-        cache: A :class:`~bodisc.compare.ResultCache` to take descriptors from and put
+        cache: A :class:`~bodisc.runtime.cache.ResultCache` to take descriptors from and put
             newly computed ones in.
 
     Raises:
@@ -174,7 +177,8 @@ def _compute_descriptors(campaign: Any, smiles_of: dict[str, str], cache: Any
 def load_comparison(config: CampaignConfig, specs: Sequence[Any] | None = None,
                     tracking_uri: str | None = None) -> ReportData:
     """The runs of a comparison that have started (see :func:`bodisc.compare.plan_runs`)."""
-    from bodisc.compare import ResultCache, comparison_root, plan_runs
+    from bodisc.compare import comparison_root, plan_runs
+    from bodisc.runtime.cache import ResultCache
 
     specs = plan_runs(config) if specs is None else specs
     root = comparison_root(config)
@@ -195,6 +199,15 @@ def load_comparison(config: CampaignConfig, specs: Sequence[Any] | None = None,
                       _descriptor_names(runs[0].config), _uri(config, tracking_uri),
                       state.get("parent_run_id"))
 
+
+def comparison_report(comparison: Comparison) -> list[Path]:
+    """Write the report of a comparison into ``report/`` in its folder; returns the files.
+
+    ``bodisc compare`` hands this to :meth:`bodisc.compare.Comparison.run`, which logs the
+    files to the comparison's parent MLflow run (report imports compare, not the reverse).
+    """
+    data = load_comparison(comparison.config, comparison.runs, comparison.tracking_uri)
+    return build_report(data, comparison.root / "report")
 
 def load_campaign_report(config: CampaignConfig, tracking_uri: str | None = None
                          ) -> ReportData:
@@ -226,7 +239,7 @@ def load_mlflow_run(run_id: str, tracking_uri: str | None = None) -> ReportData:
                         tags.get("strategy"), _int(tags.get("seed")))
         return ReportData(data.label, [data], _descriptor_names(data.config), uri, run_id)
     if "bodisc.compare.root" in tags:
-        from bodisc.compare import ResultCache
+        from bodisc.runtime.cache import ResultCache
 
         children = client.search_runs([run.info.experiment_id],
                                       f"tags.mlflow.parentRunId = '{run_id}'")

@@ -51,7 +51,11 @@ _DONE: dict[str, dict] = {}  # test_report imports the fixture: one run for both
 
 @pytest.fixture(scope="session")
 def tiny_comparison(tmp_path_factory) -> dict:
-    """Run the comparison once, two runs at a time (one worker each), for all tests here."""
+    """Run the comparison once, two runs at a time (one worker each), for all tests here.
+
+    Runs at once are worker processes of the comparison (no second ``bodisc`` command);
+    each writes its output to ``compare-run.log`` in its folder.
+    """
     if "result" not in _DONE:
         _DONE["result"] = run_tiny_comparison(tmp_path_factory.mktemp("compare"))
     return _DONE["result"]
@@ -156,6 +160,44 @@ def test_rerun_skips_finished_runs_and_computes_nothing(tiny_comparison):
     assert proc.stdout.count("finished, skipped") == 4
     assert ledger.read_text() == before
 
+
+def test_parallel_runs_pick_the_same_molecules_as_sequential_ones(tiny_comparison, tmp_path):
+    root = tiny_comparison["root"]
+    assert all((root / label / "compare-run.log").is_file() for label in LABELS)
+    path = comparison_file(tmp_path)
+    # seed 1 only, one run at a time, in this process's own folder and cache
+    proc = bodisc("compare", str(path), "--quiet", "--no-report", "--parallel", "1",
+                  "--set", "execution.workers=1", "--set", "compare.seeds=[1]", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "run 2/2: random-s1" in proc.stdout
+    for label in ("logei-s1", "random-s1"):
+        sequential = store_jobs(tmp_path / "runs" / "tiny" / label / "store.sqlite")
+        assert sequential == store_jobs(root / label / "store.sqlite"), label
+        assert not (tmp_path / "runs" / "tiny" / label / "compare-run.log").exists()
+
+def fake_run(spec, config_file, root, experiment, parent_run_id, tracking_uri):
+    """Stands in for a run's worker: one run crashes its process, one fails, two finish."""
+    import os
+
+    if spec.label == "random-s1":
+        os._exit(3)
+    return "ValueError: boom" if spec.label == "logei-s2" else None
+
+
+def test_a_failed_or_crashed_parallel_run_costs_that_run_alone(tmp_path, monkeypatch):
+    import bodisc.compare
+    from bodisc.config import load_campaign
+
+    comparison = bodisc.compare.Comparison(load_campaign(comparison_file(tmp_path)),
+                                           "c.toml", message=(said := []).append)
+    monkeypatch.setattr(bodisc.compare, "_run_logged", fake_run)
+    failed = comparison._run_parallel(comparison.runs, 2)
+    root = tmp_path / "runs" / "tiny"
+    assert failed == [f"random-s1 (its process died (a crash, or out of memory); log "
+                      f"{root / 'random-s1' / 'compare-run.log'})",
+                      f"logei-s2 (ValueError: boom; log {root / 'logei-s2' / 'compare-run.log'})"]
+    assert said == ["logei-s1: done", f"random-s1: {failed[0]}", f"logei-s2: {failed[1]}",
+                    "random-s2: done"]  # in the order of the runs, whatever order they end
 
 def test_a_bad_compare_table_is_one_line(tmp_path):
     path = comparison_file(tmp_path)

@@ -1,0 +1,1 @@
+"""Infrastructure under the loop: today the shared result cache; store, lock, executors next."""

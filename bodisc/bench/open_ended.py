@@ -29,7 +29,7 @@ them with the same oracle (``[oracle]``) and spends the same budget
   ``staged`` runs the stages of :func:`bodisc.acquisition.staged` (the first batches
   ranked as ``cheap`` ranks, greedy batches, then UCB).
 
-All methods share the comparison's :class:`~bodisc.compare.ResultCache`: a molecule is
+All methods share the comparison's :class:`~bodisc.runtime.cache.ResultCache`: a molecule is
 labelled once for all methods and seeds, each run still pays for its own calls.
 
 Per run the bench records the calls in order and reports the best value after given
@@ -100,7 +100,7 @@ class Labeller:
     Args:
         config: The campaign (its ``[oracle]``, ``[execution]`` and ``[budget]``).
         executor: A :class:`~bodisc.execution.local.LocalExecutor` or Dask executor.
-        cache: The comparison's :class:`~bodisc.compare.ResultCache`, or ``None``.
+        cache: The comparison's :class:`~bodisc.runtime.cache.ResultCache`, or ``None``.
         maximize: Whether larger labels are better.
     """
 
@@ -376,9 +376,10 @@ def run_open_ended(config: CampaignConfig, file: str, methods: Sequence[str],
     Raises:
         ConfigError: For an unknown method or ``rank_by`` not among the descriptors.
     """
-    from bodisc.compare import Comparison, ResultCache
+    from bodisc.compare import Comparison
     from bodisc.descriptors import default_descriptors
     from bodisc.execution.dask import make_executor
+    from bodisc.runtime.cache import ResultCache
     from bodisc.store import CampaignStore
 
     bad = [m for m in methods if m not in METHODS]
@@ -426,7 +427,7 @@ def run_open_ended(config: CampaignConfig, file: str, methods: Sequence[str],
     if any(m in CAMPAIGN_METHODS for m in methods):
         cfg = campaign_config(config, file, out, seeds, methods, rank_by)
         comparison = Comparison(cfg, file, message=message)
-        comparison.run(report=False)
+        comparison.run(report=None)
         for spec in comparison.runs:
             t0 = time.perf_counter()
             store = CampaignStore(spec.config.path("store"), create=False)

@@ -148,3 +148,43 @@ def test_staged_campaign_stages_follow_the_iteration_and_the_calls_spent():
               for it in range(1, 11)]
     assert stages == ["rank", "rank"] + ["greedy"] * 3 + ["ucb"] * 5  # 44 < 50 <= 54 calls
     assert staged("logei", 1, 4, 100) == "logei"  # no stages: the campaign's strategy
+
+
+@pytest.mark.parametrize("name", ["logei", "ucb"])
+def test_pending_molecules_are_conditioned_on_as_the_first_picks_of_a_batch(problem, name):
+    """A batch asked while 3 molecules are pending is the rest of the batch that picked
+    those 3 first: the kriging believer conditions on pending and earlier picks alike."""
+    gp, _, y, Xc = problem
+    whole = select(name, AcquisitionContext(Xc, 8, float(y.max()), None, gp, beta=9.0))
+    pending = whole.index[:3]
+    rest = np.setdiff1d(np.arange(len(Xc)), pending)
+    later = select(name, AcquisitionContext(Xc[rest], 5, float(y.max()), None, gp, beta=9.0,
+                                            pending=Xc[pending]))
+    np.testing.assert_array_equal(rest[later.index], whole.index[3:])
+    np.testing.assert_allclose(later.score, whole.score[3:], rtol=1e-9)
+    if name != "ucb":
+        return
+    # exploring (a large beta), the most uncertain candidate comes first, unless a pending
+    # twin of it has taken its uncertainty
+    first = select(name, AcquisitionContext(Xc, 1, float(y.max()), None, gp, beta=400.0))
+    twin = select(name, AcquisitionContext(Xc, 1, float(y.max()), None, gp, beta=400.0,
+                                           pending=Xc[first.index] + 1e-6))
+    assert twin.index[0] != first.index[0] and twin.score[0] < first.score[0]
+
+
+def test_thompson_draws_are_conditioned_on_pending_molecules(problem):
+    gp, _, y, Xc = problem
+    _, std = gp.predict(Xc)
+    j = int(np.argmax(std))  # the least certain candidate, pending as a twin of itself
+    from bodisc.acquisition import _conditioned_samples
+
+    draws = _conditioned_samples(gp, Xc[[j]], Xc[:50] if j >= 50 else Xc[:50], 400,
+                                 np.random.default_rng(0))
+    free = gp.joint_samples(Xc[:50], 400, np.random.default_rng(0))
+    assert draws.shape == free.shape == (400, 50)
+    near = int(np.argmin(np.linalg.norm(Xc[:50] - Xc[j], axis=1)))
+    assert draws[:, near].std() < free[:, near].std()
+    np.testing.assert_allclose(draws.mean(0), free.mean(0), atol=4 * std.max() / 20)
+    sel = select("thompson", AcquisitionContext(Xc, 6, float(y.max()),
+                                                np.random.default_rng(1), gp, pending=Xc[[j]]))
+    assert len(set(sel.index.tolist())) == 6

@@ -1,0 +1,59 @@
+"""The pure step: arrays in, a batch out, for every kind of strategy."""
+
+import numpy as np
+import pytest
+
+from bodisc.loop.refit import SurrogateSettings
+from bodisc.loop.step import MIN_LABELS, choose_batch
+
+GP = SurrogateSettings("gp", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    X = rng.uniform(-2, 2, size=(300, 2))
+    y = -(X**2).sum(1)
+    return X, y
+
+
+def test_a_model_batch_is_q_distinct_candidates_with_predictions(data):
+    X, y = data
+    batch = choose_batch(X[:30], y[:30], X[30:], 7, np.random.default_rng(0), strategy="ucb",
+                         surrogate=GP, beta=2.0)
+    assert batch.strategy == "ucb" and len(set(batch.index.tolist())) == 7
+    assert batch.mean.shape == batch.std.shape == batch.score.shape == (7,)
+    assert batch.fit is not None and batch.fit.optimised_at == 30
+    assert {"fit_s", "score_s", "fit_evaluations"} <= set(batch.timings)
+    # the pure step is deterministic
+    again = choose_batch(X[:30], y[:30], X[30:], 7, np.random.default_rng(0), strategy="ucb",
+                         surrogate=GP, beta=2.0)
+    np.testing.assert_array_equal(batch.index, again.index)
+
+
+def test_too_few_labels_choose_at_random_and_rank_needs_no_model(data):
+    X, y = data
+    few = choose_batch(X[: MIN_LABELS - 1], y[: MIN_LABELS - 1], X[10:], 4,
+                       np.random.default_rng(0), strategy="logei", surrogate=GP, beta=2.0)
+    assert few.strategy == "random" and few.mean is None and few.fit is None
+    ranking = X[10:, 0]
+    ranked = choose_batch(X[:30], y[:30], X[10:], 4, np.random.default_rng(0),
+                          strategy="rank", surrogate=GP, beta=2.0, ranking=ranking)
+    np.testing.assert_array_equal(ranked.index, np.argsort(-ranking)[:4])
+
+
+def test_pending_molecules_change_an_exploring_batch(data):
+    X, y = data
+    kw = {"strategy": "ucb", "surrogate": GP, "beta": 400.0}
+    alone = choose_batch(X[:30], y[:30], X[30:], 3, np.random.default_rng(0), **kw)
+    pending = X[30:][alone.index]
+    rest = np.setdiff1d(np.arange(270), alone.index)
+    later = choose_batch(X[:30], y[:30], X[30:][rest], 3, np.random.default_rng(0),
+                         X_pending=pending, **kw)
+    after = X[30:][rest][later.index]
+    # conditioned on the pending three, the next three keep away from them
+    gap = np.min(np.linalg.norm(after[:, None] - pending[None], axis=-1))
+    blind = choose_batch(X[:30], y[:30], X[30:][rest], 3, np.random.default_rng(0), **kw)
+    gap_blind = np.min(np.linalg.norm(X[30:][rest][blind.index][:, None] - pending[None],
+                                      axis=-1))
+    assert gap > gap_blind

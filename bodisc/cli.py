@@ -238,12 +238,37 @@ def bench_surrogate_cmd(
     baseline_max: Annotated[int | None, typer.Option(
         help="Candidates scored by the botorch baseline (default: all).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    refit_trace: Annotated[bool, typer.Option(
+        "--refit-trace", help="Instead of the parts: trace the likelihood of cold fits, "
+                              "warm refits and conditioning only on real QM9 rows "
+                              "(docs/benchmarks/refit.md).")] = False,
+    refit_seeds: Annotated[str, typer.Option(
+        help="--refit-trace: comma-separated seeds of the splits.")] = "1,2,3",
     json_out: JsonOpt = None,
 ) -> None:
     """Surrogate speed and memory, each as a ratio against a baseline run alongside."""
     import json
 
-    from bodisc.bench.surrogate import PARTS, bench_surrogate
+    from bodisc.bench.surrogate import PARTS, bench_refit, bench_surrogate
+
+    if refit_trace:
+        seeds = tuple(int(s) for s in refit_seeds.split(",") if s.strip())
+
+        def shown(part: str, out: dict[str, Any]) -> None:
+            for split in [out] if "fits" in out else []:
+                fits = split["fits"]
+                typer.echo(f"{part}: " + ", ".join(
+                    f"{k} {f['seconds']:.3g} s / {f['evaluations']} evaluations"
+                    for k, f in fits.items()))
+            for row in out.get("rows", []):
+                typer.echo(f"{part}: {row['n0']} -> {row['n1']} labels: RMSE condition "
+                           f"{row['rmse_condition']:.4g}, warm {row['rmse_warm']:.4g}")
+
+        trace = bench_refit(seeds, n=warm_n, device=device, progress=shown)
+        if json_out:
+            json_out.write_text(json.dumps(trace, indent=1, default=str) + "\n")
+            typer.echo(f"wrote {json_out}")
+        return
 
     chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
     bad = [p for p in chosen if p not in PARTS]
@@ -253,6 +278,9 @@ def bench_surrogate_cmd(
     def show(part: str, out: dict[str, Any]) -> None:
         flat = {k: v for k, v in out.items() if isinstance(v, int | float)}
         typer.echo(f"{part}: " + ", ".join(f"{k} {v:.4g}" for k, v in flat.items()))
+        for key, value in out.items():  # where the rows came from (real or synthetic)
+            if key.endswith("_data"):
+                typer.echo(f"{part}: {key}: {value}")
 
     result = bench_surrogate(chosen, n=n, d=d, candidates=candidates,
                              mem_candidates=mem_candidates, warm_n=warm_n, batch_k=batch_k,

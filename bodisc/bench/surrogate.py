@@ -35,7 +35,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -490,5 +491,305 @@ def bench_surrogate(parts: tuple[str, ...] = PARTS, *, n: int = 1000, d: int = 2
         result.update(out)
         if progress:
             progress(part, out)
+    result["load_average_end"] = load_average()
+    return result
+
+
+# -- refit trace: ``bodisc bench surrogate --refit-trace`` ------------------------------
+
+#: Per-label loss gaps at which a trace reports how many evaluations a fit needed.
+TRACE_GAPS: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
+
+
+@contextmanager
+def traced_fits() -> Iterator[list[list[tuple[float, float, float]]]]:
+    """Record every likelihood evaluation of the GP fits run inside the block.
+
+    botorch's ``fit_gpytorch_mll_scipy`` (which :meth:`GPSurrogate.fit` calls) is wrapped
+    so that it gets an explicit closure: botorch's own default for a single-output model
+    (``get_loss_closure_with_grads`` over the parameters that require gradients), which
+    records each value it returns. The optimisation is therefore the very one a campaign
+    runs, evaluation for evaluation.
+
+    Yields:
+        A list that gets one trace per fit, each a list of ``(loss, gradient 2-norm,
+        seconds since the fit started)`` per evaluation; the loss is botorch's, the
+        negative marginal log likelihood per label (priors included).
+    """
+    import botorch.optim.fit as fit_module
+    import torch
+    from botorch.optim.closures import get_loss_closure_with_grads
+
+    original = fit_module.fit_gpytorch_mll_scipy
+    traces: list[list[tuple[float, float, float]]] = []
+
+    def wrapped(mll: Any, *args: Any, **kwargs: Any) -> Any:
+        params = {k: p for k, p in mll.named_parameters() if p.requires_grad}
+        inner = get_loss_closure_with_grads(mll, parameters=params)
+        trace: list[tuple[float, float, float]] = []
+        traces.append(trace)
+        t0 = time.perf_counter()
+
+        def closure() -> Any:
+            loss, grads = inner()
+            norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
+            trace.append((float(loss.detach()), float(norm), time.perf_counter() - t0))
+            return loss, grads
+
+        return original(mll, *args, closure=closure, **kwargs)
+
+    fit_module.fit_gpytorch_mll_scipy = wrapped
+    try:
+        yield traces
+    finally:
+        fit_module.fit_gpytorch_mll_scipy = original
+
+
+def _neg_mll(gp: Any) -> float:
+    """The fit's loss (negative MLL per label, priors included) at ``gp``'s hyperparameters."""
+    import gpytorch
+    import torch
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    from bodisc.surrogates.gp import EXACT_MAX
+
+    model = gp.model
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll.train()
+    try:
+        with torch.no_grad(), gpytorch.settings.max_cholesky_size(EXACT_MAX):
+            out = model(*model.train_inputs)
+            return -float(mll(out, model.train_targets))
+    finally:
+        mll.eval()
+
+
+def _hypers(gp: Any) -> dict[str, Any]:
+    """Lengthscales, noise, output scale and constant mean of a fitted :class:`GPSurrogate`."""
+    m = gp.model
+    scale = getattr(m.covar_module, "outputscale", None)
+    return {"lengthscale": m.covar_module.lengthscale.detach().cpu().numpy().ravel().tolist(),
+            "noise": float(m.likelihood.noise.detach().cpu().reshape(())),
+            "outputscale": 1.0 if scale is None else float(scale.detach().cpu().reshape(())),
+            "constant": float(m.mean_module.constant.detach().cpu().reshape(()))}
+
+
+def _trace_summary(trace: list[tuple[float, float, float]], final: float | None = None
+                   ) -> dict[str, Any]:
+    """Evaluations, seconds, last loss and gradient norm of one traced fit.
+
+    Args:
+        trace: ``(loss, gradient norm, seconds)`` per evaluation.
+        final: Loss the gaps are measured from (default: the trace's lowest).
+    """
+    loss = np.array([t[0] for t in trace])
+    best = float(loss.min()) if final is None else final
+    reach = {}
+    for gap in TRACE_GAPS:
+        hit = np.flatnonzero(loss - best <= gap)
+        reach[f"{gap:g}"] = int(hit[0]) + 1 if hit.size else None
+    return {"evaluations": len(trace), "seconds": trace[-1][2] if trace else 0.0,
+            "first_loss": float(loss[0]), "last_loss": float(loss[-1]),
+            "min_loss": float(loss.min()), "last_grad_norm": trace[-1][1],
+            "evaluations_to_gap": reach}
+
+
+def _compare_predictions(a: Any, b: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """How far ``a``'s posterior on ``X`` ``(m, d)`` is from ``b``'s.
+
+    Returns:
+        ``max_mean_diff_over_label_sd`` (``max |mean_a - mean_b| / sd(y)``),
+        ``max_mean_diff_over_post_sd`` (the same over ``b``'s posterior sd per point) and
+        ``max_abs_log_sd_ratio``.
+    """
+    ma, sa = a.predict(X)
+    mb, sb = b.predict(X)
+    return {"max_mean_diff_over_label_sd": float(np.max(np.abs(ma - mb)) / np.std(y)),
+            "max_mean_diff_over_post_sd": float(np.max(np.abs(ma - mb) / sb)),
+            "max_abs_log_sd_ratio": float(np.max(np.abs(np.log(sa / sb))))}
+
+
+def _fit(traces: list[Any], X: np.ndarray, y: np.ndarray, device: str, **kwargs: Any
+         ) -> tuple[Any, dict[str, Any]]:
+    """One :meth:`GPSurrogate.fit` under :func:`traced_fits`: the model and its record."""
+    from bodisc.surrogates.gp import GPSurrogate
+
+    before = len(traces)
+    t0 = time.perf_counter()
+    gp = GPSurrogate(device=device).fit(X, y, **kwargs)
+    seconds = time.perf_counter() - t0
+    trace = traces[before] if len(traces) > before else []
+    record: dict[str, Any] = {"n": len(y), "seconds": seconds,
+                              "iterations": gp.fit_evaluations, "loss": _neg_mll(gp),
+                              "hyper": _hypers(gp)}
+    if trace:
+        record.update(_trace_summary(trace))
+        record["trace"] = [[round(v, 10) for v in t] for t in trace]
+    else:
+        record["evaluations"] = 0
+    return gp, record
+
+
+def bench_refit_split(X: np.ndarray, y: np.ndarray, seed: int, n: int = 1000, add: int = 10,
+                      n_test: int = 5000, device: str = "auto",
+                      floor: bool = True) -> dict[str, Any]:
+    """Cold fit, warm refit and conditioning only on ``n + add`` labels of one split.
+
+    The first fit is on ``n`` labels; the cold fit, the warm refit (from the first fit's
+    hyperparameters) and conditioning only (the first fit's hyperparameters as they are)
+    on the ``n + add``; with ``floor`` also a cold fit on the same rows in another order
+    (the same problem, other rounding: how far a cold fit is from itself).
+
+    Args:
+        X: Descriptors ``(N, d)``.
+        y: Labels ``(N,)``.
+        seed: Seed of the split (1: the rows of ``bench_warm``).
+        n: Labels of the first fit.
+        add: Labels added before the refit.
+        n_test: Held-out rows the predictions are compared on.
+        device: Surrogate device.
+        floor: Also fit the permuted rows cold.
+
+    Returns:
+        Per fit: seconds, L-BFGS-B iterations, likelihood evaluations, the loss at its end
+        point, hyperparameters and trace; predictions compared with the cold fit's.
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    tr, test = order[: n + add], order[n + add : n + add + n_test]
+    Xt, yt = X[tr], y[tr]
+    fits: dict[str, Any] = {}
+    with traced_fits() as traces:
+        first, fits["first"] = _fit(traces, Xt[:n], yt[:n], device)
+        state = first.hyper_state()
+        cold, fits["cold"] = _fit(traces, Xt, yt, device)
+        warm, fits["warm"] = _fit(traces, Xt, yt, device, init=state)
+        cond, fits["condition_only"] = _fit(traces, Xt, yt, device, init=state, optimise=False)
+        models = {"first": first, "cold": cold, "warm": warm, "condition_only": cond}
+        if floor:
+            perm = np.random.default_rng(seed + 1000).permutation(len(yt))
+            models["cold_permuted"], fits["cold_permuted"] = _fit(traces, Xt[perm], yt[perm],
+                                                                  device)
+    Xs, ys = X[test], y[test]
+    for name, gp in models.items():
+        fits[name]["rmse"] = _rmse(gp, Xs, ys)
+        if name != "cold":
+            fits[name]["vs_cold"] = _compare_predictions(gp, cold, Xs, ys)
+            ls, lc = (np.array(fits[k]["hyper"]["lengthscale"]) for k in (name, "cold"))
+            fits[name]["vs_cold"]["max_abs_log_lengthscale_ratio"] = float(
+                np.max(np.abs(np.log(ls / lc))))
+    return {"seed": seed, "n": n, "add": add, "n_test": int(len(test)),
+            "warm_cold_seconds_ratio": fits["warm"]["seconds"] / fits["cold"]["seconds"],
+            "warm_cold_evaluations_ratio": (fits["warm"]["evaluations"]
+                                            / max(fits["cold"]["evaluations"], 1)),
+            "fits": fits}
+
+
+def bench_refit_schedule(X: np.ndarray, y: np.ndarray, sizes: tuple[int, ...] = (100, 300, 800),
+                         growths: tuple[float, ...] = (1.1, 1.25, 1.5, 2.0), seed: int = 1,
+                         n_test: int = 5000, cold_max: int = 1250,
+                         device: str = "auto") -> list[dict[str, Any]]:
+    """Conditioning only against re-optimising, after the labels grew by a factor.
+
+    For each start size ``n0`` the hyperparameters are fitted on ``n0`` labels; for each
+    growth ``g`` the model on the first ``round(g * n0)`` labels is (a) conditioned with
+    those hyperparameters (what ``refit_growth = g`` does just before its next
+    re-optimisation: the worst case of the schedule), (b) re-optimised from them (a warm
+    refit: ``refit_growth = 1``) and, up to ``cold_max`` labels, (c) fitted cold.
+
+    Returns:
+        One record per ``(n0, g)``: held-out RMSEs, the loss per label at each end point,
+        warm evaluations and the predictions of (a) and (c) against (b).
+    """
+    order = np.random.default_rng(seed).permutation(len(y))
+    test = order[-n_test:]
+    Xs, ys = X[test], y[test]
+    rows: list[dict[str, Any]] = []
+    with traced_fits() as traces:
+        for n0 in sizes:
+            first, rec0 = _fit(traces, X[order[:n0]], y[order[:n0]], device)
+            state = first.hyper_state()
+            for g in growths:
+                n1 = int(round(g * n0))
+                Xt, yt = X[order[:n1]], y[order[:n1]]
+                cond, rc = _fit(traces, Xt, yt, device, init=state, optimise=False)
+                warm, rw = _fit(traces, Xt, yt, device, init=state)
+                row: dict[str, Any] = {
+                    "n0": n0, "growth": g, "n1": n1,
+                    "first_evaluations": rec0["evaluations"],
+                    "warm_evaluations": rw["evaluations"], "warm_seconds": rw["seconds"],
+                    "condition_seconds": rc["seconds"],
+                    "loss_condition": rc["loss"], "loss_warm": rw["loss"],
+                    "rmse_condition": _rmse(cond, Xs, ys), "rmse_warm": _rmse(warm, Xs, ys),
+                    "condition_vs_warm": _compare_predictions(cond, warm, Xs, ys),
+                }
+                if n1 <= cold_max:
+                    cold, rk = _fit(traces, Xt, yt, device)
+                    row.update({"cold_evaluations": rk["evaluations"],
+                                "cold_seconds": rk["seconds"], "loss_cold": rk["loss"],
+                                "rmse_cold": _rmse(cold, Xs, ys),
+                                "cold_vs_warm": _compare_predictions(cold, warm, Xs, ys)})
+                rows.append(row)
+    return rows
+
+
+def bench_refit(seeds: tuple[int, ...] = (1, 2, 3), n: int = 1000, add: int = 10,
+                n_test: int = 5000, schedule: bool = True, synthetic: bool = True,
+                device: str = "auto", threads: int | None = 1,
+                progress: Callable[[str, dict[str, Any]], None] | None = None
+                ) -> dict[str, Any]:
+    """Why a warm refit costs what it costs: traced fits on real QM9 rows.
+
+    Parts: ``splits`` (:func:`bench_refit_split` per seed), ``schedule``
+    (:func:`bench_refit_schedule`) and ``synthetic``: the same split as ``bench_warm``
+    on the synthetic rows :func:`qm9_table` falls back to when the descriptor cache holds
+    fewer than 200 molecules (for comparison: where ``bench_warm``'s figures come from
+    when its data note says ``synthetic``).
+
+    Args:
+        seeds: Splits of the real rows.
+        n: Labels of the first fit.
+        add: Labels added before the refit.
+        n_test: Held-out rows.
+        schedule: Run the ``refit_growth`` part.
+        synthetic: Run the synthetic-fallback part.
+        device: Surrogate device.
+        threads: Torch threads for the whole run (fits below ``SMALL_N`` labels use one
+            anyway); ``None`` leaves them.
+        progress: Called with each part's name and result.
+
+    Raises:
+        BodiscError: Where the shipped QM9 descriptors are not found (no silent fallback
+            to synthetic rows here).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from bodisc.errors import BodiscError
+    from bodisc.surrogates.gp import torch_threads
+
+    X, y, note = qm9_table()
+    if note.startswith("synthetic"):
+        raise BodiscError(f"refit trace: needs the real QM9 descriptors; got {note}")
+    result: dict[str, Any] = {"data": note, "load_average_start": load_average(),
+                              "threads": threads}
+    with torch_threads(threads), threadpool_limits(threads):
+        splits = []
+        for seed in seeds:
+            out = bench_refit_split(X, y, seed, n, add, n_test, device)
+            splits.append(out)
+            if progress:
+                progress(f"split {seed}", out)
+        result["splits"] = splits
+        if schedule:
+            result["schedule"] = bench_refit_schedule(X, y, n_test=n_test, device=device)
+            if progress:
+                progress("schedule", {"rows": result["schedule"]})
+        if synthetic:
+            Xs, ys = _synthetic(2000, X.shape[1])
+            out = bench_refit_split(Xs, ys, 1, n, add, n_test=len(ys) - n - add,
+                                    device=device, floor=False)
+            out["data"] = "synthetic (qm9_table's fallback: _synthetic(2000, 20))"
+            result["synthetic"] = out
+            if progress:
+                progress("synthetic", out)
     result["load_average_end"] = load_average()
     return result

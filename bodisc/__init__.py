@@ -22,7 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from bodisc.campaign import Campaign, Outcome, Proposal, Summary  # noqa: E402
+from bodisc.campaign import Campaign, Summary  # noqa: E402
 from bodisc.config import CampaignConfig, load_campaign  # noqa: E402
 from bodisc.errors import (  # noqa: E402
     BodiscError,
@@ -34,6 +34,7 @@ from bodisc.errors import (  # noqa: E402
     StoreError,
     TellError,
 )
+from bodisc.loop.outcomes import Outcome, Proposal  # noqa: E402
 from bodisc.oracle import Oracle, OracleResult  # noqa: E402
 
 __all__ = [

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,10 +34,12 @@ import numpy as np
 from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get
 from bodisc.errors import StoreError, TellError
 from bodisc.failpoints import failpoint
-from bodisc.loop import diagnostics
+from bodisc.loop import diagnostics, records
+from bodisc.loop.candidates import cheap_only, generate, seed_records
 from bodisc.loop.features import Featuriser
+from bodisc.loop.outcomes import Outcome, Proposal, check_outcome
 from bodisc.loop.refit import FitState, SurrogateSettings
-from bodisc.loop.step import Batch, choose_batch
+from bodisc.loop.step import Batch, choose_batch, choose_fidelity_batch
 from bodisc.store import TARGET, CampaignStore, Job, NewJob
 
 _INCHIKEY = re.compile(r"^[A-Z]{14}-[A-Z]{10}-[A-Z]$")
@@ -114,60 +115,6 @@ def discard_store(config: CampaignConfig) -> str | None:
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     return f"{path}: {n_jobs} oracle calls in {n_iter} iterations"
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """One molecule :meth:`Campaign.ask` proposes, recorded in the store as a pending job.
-
-    Attributes:
-        smiles: The molecule.
-        inchikey: Its InChIKey (how the store knows it).
-        mean: Predicted label (label units), ``None`` without a model (seeds, random).
-        std: Predictive standard deviation, or ``None``.
-        acquisition: The acquisition value when it was chosen, or ``None``.
-        iteration: The iteration (batch) it belongs to.
-        fidelity: ``target``, or ``cheap`` for a cheap call of a multi-fidelity campaign.
-        oracle: The oracle that is to label it.
-    """
-
-    smiles: str
-    inchikey: str
-    mean: float | None
-    std: float | None
-    acquisition: float | None
-    iteration: int
-    fidelity: str = TARGET
-    oracle: str = ""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A result for :meth:`Campaign.tell`: a label, or a failure with its reason.
-
-    Attributes:
-        molecule: The molecule's InChIKey or SMILES.
-        value: The label (label units); ``None`` for a failure.
-        failure: Why the molecule could not be labelled; ``None`` for a label.
-        seconds: What the evaluation cost, if known.
-        extras: Further values of the same calculation (stored with the label).
-        fidelity: Which job of the molecule it answers (``target`` or ``cheap``).
-    """
-
-    molecule: str
-    value: float | None = None
-    failure: str | None = None
-    seconds: float = 0.0
-    extras: Mapping[str, Any] | None = None
-    fidelity: str = TARGET
-
-    @classmethod
-    def of(cls, molecule: str, result: Any) -> Outcome:
-        """From a label, or from an :class:`~bodisc.oracle.OracleResult` of an oracle."""
-        if hasattr(result, "failure") and hasattr(result, "value"):
-            return cls(molecule, result.value, result.failure,
-                       float(getattr(result, "seconds", 0.0)), getattr(result, "extras", None))
-        return cls(molecule, result)
 
 
 class Campaign:
@@ -419,7 +366,7 @@ class Campaign:
         todo: dict[int, Outcome] = {}
         for k, out in enumerate(items):
             job = jobs.get((self._inchikey(out.molecule, k), out.fidelity))
-            _check_outcome(out, job, todo.get(job.id) if job else None, k)
+            check_outcome(out, job, todo.get(job.id) if job else None, k)
             assert job is not None
             if job.status == "pending":
                 todo[job.id] = out
@@ -530,19 +477,8 @@ class Campaign:
             return False
         return self._fidelity_figures().cost >= fid.max_cost
 
-    def _cheap_only(self, it: int) -> list[Job]:
-        """Cheap labels of molecules with no target job, from iterations before ``it``."""
-        from bodisc.acquisition.multifidelity import CHEAP
-
-        assert self.store is not None
-        targeted = {j.inchikey for j in self.store.jobs()}
-        return [j for j in self.store.jobs("done", fidelity=CHEAP)
-                if j.value is not None and j.iteration < it and j.inchikey not in targeted]
-
     def _start_iteration(self, it: int, n: int | None = None) -> bool:
         """Choose the batch of iteration ``it`` and record it; False if none could be."""
-        from bodisc.chem.molecule import record_from_smiles
-
         store, cfg = self.store, self.config
         assert store is not None
         timings: dict[str, float] = {}
@@ -550,11 +486,7 @@ class Campaign:
         if remaining <= 0:
             return False
         if it == 0:
-            if cfg.pool is not None:  # seeds drawn from the pool
-                seed_rng, _ = iteration_rngs(cfg.random_seed, 0)
-                records = self.pool().draw(cfg.pool.n_seeds, seed_rng)
-            else:
-                records = [record_from_smiles(s) for s in cfg.seed_molecules]
+            records = seed_records(cfg, self.features, iteration_rngs(cfg.random_seed, 0)[0])
             store.add_molecules(
                 [(r.inchikey, r.smiles, r.heavy_atoms, "seed", ()) for r in records], it
             )
@@ -569,21 +501,22 @@ class Campaign:
         gen_rng, acq_rng = iteration_rngs(cfg.random_seed, it)
         self.reporter.phase(it, "generate")
         t0 = time.perf_counter()
-        candidates = self._generate(it, gen_rng)
+        candidates = generate(store, cfg, self.features, self.sign, it, gen_rng)
         if self.fidelity is not None:  # cheaply labelled molecules stay candidates
             from bodisc.acquisition.multifidelity import KnownMolecule
 
             candidates = list(candidates) + [KnownMolecule(j.inchikey, j.smiles)
-                                             for j in self._cheap_only(it)]
+                                             for j in cheap_only(store, it)]
         failpoint("generate")
         timings["generate_s"] = time.perf_counter() - t0
         if not candidates:
             return False
-        q = min(cfg.acquisition.batch_size if n is None else n, remaining, len(candidates))
+        size = cfg.acquisition.batch_size if n is None else n
+        q = min(size, remaining, len(candidates))
         if q <= 0:
             return False
-        if self.fidelity is not None:
-            jobs, n_scored, train_range = self._choose_multifidelity(it, candidates, q,
+        if self.fidelity is not None:  # cheap picks do not spend the target budget
+            jobs, n_scored, train_range = self._choose_multifidelity(it, candidates, size,
                                                                      acq_rng, timings)
         else:
             jobs, n_scored, train_range = self._choose(it, candidates, q, acq_rng, timings)
@@ -593,34 +526,6 @@ class Campaign:
         failpoint("acquire")
         store.start_iteration(it, jobs, cfg.oracle.name, n_scored, train_range)
         return True
-
-    def _generate(self, it: int, rng: np.random.Generator) -> list[Any]:
-        from bodisc.chem.generator import Generator, select_parents
-
-        store, cfg = self.store, self.config
-        assert store is not None
-        if cfg.pool is not None:  # unlabelled pool molecules instead of the generator
-            exclude = store.excluded_inchikeys(self.descriptor_set, before_iteration=it)
-            drawn = self.pool().draw(cfg.pool.candidates_per_iteration, rng, exclude)
-            store.add_molecules([(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents)
-                                 for c in drawn], it)
-            return drawn
-        labelled = [(j.smiles, self.sign * j.value) for j in self._labelled()]
-        if self.fidelity is not None:  # cheap labels of molecules not yet sent to the target
-            labelled += [(j.smiles, self.sign * j.value) for j in self._cheap_only(it)]
-        if not labelled:  # every seed failed: mutate the seeds themselves
-            labelled = [(s, 0.0) for s in store.smiles_of(
-                [j.inchikey for j in store.jobs()]).values()]
-        parents = select_parents(labelled, cfg.generator.n_best_parents,
-                                 cfg.generator.n_diverse_parents, rng)
-        exclude = store.excluded_inchikeys(self.descriptor_set, before_iteration=it)
-        candidates = Generator(cfg.generator).propose(
-            parents, cfg.generator.candidates_per_iteration, rng, exclude
-        )
-        store.add_molecules(
-            [(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents) for c in candidates], it
-        )
-        return candidates
 
     def _featurise(self, it: int, keys: Sequence[str], smiles: Sequence[str]
                    ) -> dict[str, list[float]]:
@@ -726,26 +631,23 @@ class Campaign:
                 return FitState.from_dict(saved)
         return None
 
-    def _choose_multifidelity(self, it: int, candidates: Sequence[Any], q: int,
+    def _choose_multifidelity(self, it: int, candidates: Sequence[Any], size: int,
                               rng: np.random.Generator, timings: dict[str, float]
                               ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
-        """Multi-fidelity batch: picks on the target posterior, then an oracle for each.
+        """Multi-fidelity batch of ``size`` picks, target ones capped by the budget.
 
-        The GP takes the fidelity as an input; the oracle of each pick follows the
-        MF-GP-UCB rule (:mod:`bodisc.acquisition.multifidelity`). Pending jobs are kept
-        out of the candidates but not conditioned on.
+        The threshold of the MF-GP-UCB rule comes from the store (the bias between the
+        oracles, the calls so far); the pure step
+        (:func:`~bodisc.loop.step.choose_fidelity_batch`) fits and picks. Pending jobs are
+        kept out of the candidates but not conditioned on.
         """
         from bodisc.acquisition import AcquisitionContext, select
         from bodisc.acquisition.multifidelity import (
             CHEAP,
             adapted_threshold,
             estimate_bias,
-            select_with_fidelity,
             threshold,
-            with_fidelity,
         )
-        from bodisc.loop.refit import fit_surrogate
-        from bodisc.surrogates.gp import SMALL_N, torch_threads
 
         store, cfg, fid = self.store, self.config, self.fidelity
         assert store is not None and fid is not None
@@ -762,9 +664,8 @@ class Campaign:
         cand = [c for c in candidates if c.inchikey in feats]
         if not cand:
             return [], 0, None
-        # cheap picks do not spend the target budget: a full batch, target picks capped
         remaining = cfg.budget.oracle_calls - store.calls_used()
-        q = min(cfg.acquisition.batch_size, len(cand))
+        q = min(size, len(cand))
         X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
         n_target = sum(j.fidelity != CHEAP for j in train)
         if n_target < 1 or len(train) < 3:
@@ -773,9 +674,6 @@ class Campaign:
             sel = select("random", AcquisitionContext(X_c, min(q, remaining), 0.0, rng))
             return [NewJob(cand[i].inchikey) for i in sel.index], len(cand), None
         self.reporter.phase(it, "fit")
-        X_t = with_fidelity(np.array([feats[j.inchikey] for j in train], dtype=float),
-                            [j.fidelity for j in train])
-        y_t = np.array([self.sign * j.value for j in train])
         cheap_value = {j.inchikey: j.value for j in cheap}
         bias = fid.bias if fid.bias is not None else estimate_bias(
             [(j.value, cheap_value[j.inchikey]) for j in target if j.inchikey in cheap_value])
@@ -786,23 +684,19 @@ class Campaign:
                 gamma, [j.fidelity for j in store.jobs(fidelity=None) if j.iteration > 0],
                 self.costs[CHEAP], self.costs["target"])
         cheap_keys = {j.inchikey for j in store.jobs(fidelity=CHEAP)}
-        has_cheap = np.array([c.inchikey in cheap_keys for c in cand])
-        best = float(max(self.sign * j.value for j in train if j.fidelity != CHEAP))
-        with torch_threads(1 if len(train) < SMALL_N else None):
-            t0 = time.perf_counter()
-            settings = self.surrogate_settings()
-            gp, fit = fit_surrogate(settings, X_t, y_t, self._last_fit(it, settings.kind),
-                                    (cfg.random_seed, it, 1))
-            if fit is not None:
-                store.set_meta(f"surrogate/{it}", fit.as_dict())
-            timings["fit_s"] = time.perf_counter() - t0
-            timings["fit_evaluations"] = float(getattr(gp, "fit_evaluations", 0))
-            failpoint("fit")
-            self.reporter.phase(it, "acquire")
-            t0 = time.perf_counter()
-            picks = select_with_fidelity(cfg.acquisition.name, gp, X_c, has_cheap, q, best,
-                                         rng, cfg.acquisition.beta, fid.beta, gamma)
-            timings["score_s"] = time.perf_counter() - t0
+        settings = self.surrogate_settings()
+        picks, fit, step_timings = choose_fidelity_batch(
+            np.array([feats[j.inchikey] for j in train], dtype=float),
+            [j.fidelity for j in train], np.array([self.sign * j.value for j in train]),
+            X_c, np.array([c.inchikey in cheap_keys for c in cand]), q, rng,
+            strategy=cfg.acquisition.name, surrogate=settings, beta=cfg.acquisition.beta,
+            fidelity_beta=fid.beta, gamma=gamma, previous=self._last_fit(it, settings.kind),
+            restart_seed=(cfg.random_seed, it, 1))
+        if fit is not None:
+            store.set_meta(f"surrogate/{it}", fit.as_dict())
+        failpoint("fit")
+        self.reporter.phase(it, "acquire")
+        timings.update(step_timings)
         timings["fidelity_bias"], timings["fidelity_gamma"] = float(bias), float(gamma)
         timings["fidelity_doublings"] = float(doublings)
         over = [i for i, p in enumerate(picks) if p.fidelity != CHEAP][remaining:]
@@ -889,32 +783,9 @@ class Campaign:
     # -- tracking ---------------------------------------------------------------------
     def _log_pending_iterations(self) -> None:
         """Send every complete iteration not yet logged to MLflow (in order)."""
-        store = self.store
-        assert store is not None
-        if not self.tracker.ok:
-            return
-        curve: list[tuple[int, Any]] | None = None
-        for row in store.iterations():
-            if row["status"] != "complete" or row["logged"]:
-                continue
-            it = row["iteration"]
-            # best_so_far is logged per oracle call (below), the step being the call
-            per_iteration = {k: v for k, v in row["metrics"].items() if k != "best_so_far"}
-            if not self.tracker.log_metrics(per_iteration, step=it):
-                return
-            if curve is None:
-                curve = diagnostics.call_curve(store, self.config.budget.oracle_calls,
-                                               self.sign)
-            if not self.tracker.log_metrics_at([(m.call, m.as_dict())
-                                                for i, m in curve if i == it]):
-                return
-            failpoint("mlflow")
-            for rec in diagnostics.extrapolation_records(store, self.features, it, row):
-                step = rec.pop("call")
-                if not self.tracker.log_metrics({f"extrapolation.{k}": v
-                                                 for k, v in rec.items()}, step=step):
-                    return
-            store.mark_logged(it)
+        assert self.store is not None
+        records.log_iterations(self.store, self.tracker, self.features,
+                               self.config.budget.oracle_calls, self.sign)
 
     def extrapolation_table(self) -> list[dict[str, Any]]:
         """Every extrapolation record of the campaign (for the CSV artifact)."""
@@ -927,66 +798,9 @@ class Campaign:
 
     # -- the end ----------------------------------------------------------------------
     def _summary(self, stop_reason: str, top: int = 10) -> Summary:
-        import pandas as pd
-
         store, cfg = self.store, self.config
         assert store is not None
-        frame = store.results_frame()
-        csv = cfg.path("export_csv")
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(csv, index=False)
-        self.tracker.log_artifact(csv)
-        extrap = self.extrapolation_table()
-        if extrap:
-            path = csv.with_name("extrapolation.csv")
-            pd.DataFrame(extrap).to_csv(path, index=False)
-            self.tracker.log_artifact(path)
-        self._log_extrapolation_summary(extrap, csv.with_name("extrapolation_summary.json"))
-        done = self._labelled()
-        done.sort(key=lambda j: (-self.sign * j.value, j.iteration, j.rank))
-        best = [(j.smiles, float(j.value), j.iteration) for j in done[:top]]
+        best, csv = records.export(store, cfg, self.tracker, self.features, self.sign, top)
         failures = sum(1 for j in store.jobs("failed"))
         return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
                        self.tracker.run_id, stop_reason, len(store.iterations()))
-
-    def _log_extrapolation_summary(self, records: list[dict[str, Any]], path: Path) -> None:
-        """Calibration and RMSE of the extrapolation steps: a JSON file, MLflow metrics."""
-        from bodisc.metrics import extrapolation_summary
-
-        store = self.store
-        assert store is not None
-        summary = extrapolation_summary([r["observed"] for r in records],
-                                        [r["pred_mean"] for r in records],
-                                        [r["pred_std"] for r in records],
-                                        [j.value for j in self._labelled()])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-        self.tracker.log_metrics({f"extrapolation.{k}": v for k, v in summary.items()},
-                                 step=store.calls_used())
-        self.tracker.log_artifact(path)
-
-
-def _check_outcome(out: Outcome, job: Job | None, earlier: Outcome | None, row: int) -> None:
-    """Refuse a result :meth:`Campaign.tell` cannot take (one line naming the result)."""
-    where = f"result {row} ({out.molecule})"
-    if (out.value is None) == (out.failure is None):
-        raise TellError(f"{where}: give either a value or a failure reason, not "
-                        f"{'both' if out.value is not None else 'neither'}")
-    if out.value is not None and not (isinstance(out.value, (int, float))
-                                      and math.isfinite(out.value)):
-        raise TellError(f"{where}: value {out.value!r} is not a finite number")
-    if job is None:
-        raise TellError(f"{where}: this campaign has no {out.fidelity} job for that molecule; "
-                        f"tell takes results of molecules that ask proposed")
-    if earlier is not None:
-        old_value, old_failure = earlier.value, earlier.failure
-    elif job.status != "pending":
-        old_value, old_failure = job.value, job.reason
-    else:
-        return
-    new_value = None if out.value is None else float(out.value)
-    if (new_value, out.failure) != (old_value, old_failure):
-        had = f"value {old_value!r}" if old_failure is None else f"failure {old_failure!r}"
-        new = f"value {new_value!r}" if out.failure is None else f"failure {out.failure!r}"
-        raise TellError(f"{where}: already has {had}; a different result ({new}) is refused "
-                        f"(a committed result is never replaced)")

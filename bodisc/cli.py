@@ -455,7 +455,7 @@ def bench_qm9_descriptors_cmd(
     cache_dir: Annotated[Path | None, typer.Option(help="Descriptor cache root.")] = None,
     export: Annotated[Path | None, typer.Option(
         help="Write the sample's descriptors to this compressed file, in the cache's "
-             "format (docs/results/qm9_replay/descriptors/qm9-fast-v1.npz ships it).")]
+             "format (bodisc/data/descriptors/qm9-fast-v1.npz ships it).")]
     = None,
 ) -> None:
     """QMex descriptors of QM9 on its own geometries: compute what is not cached, time it."""
@@ -753,7 +753,7 @@ def _print_summary(console: Any, cfg: Any, summary: Any) -> None:
 def main() -> None:
     """Entry point: run the app, turning bodisc errors into one line and an exit status."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)  # a typer.Exit inside comes back as its code
     except BodiscError as exc:
         print(f"bodisc: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -775,6 +775,8 @@ def main() -> None:
             exc.show()  # type: ignore[attr-defined]
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,22 @@ def test_kill_and_resume_holds_each_oracle_call_exactly_once(tmp_path):
     want = final_labels(ref_dir / "runs/tiny/store.sqlite")
     assert len(got) == 10 and len({r[0] for r in got}) == 10
     assert got == want
+
+
+def test_ctrl_c_stops_with_status_130_and_the_same_command_resumes(tmp_path):
+    path = ledger_campaign(tmp_path)
+    proc = start(path, tmp_path)
+    ledger = tmp_path / "ledger.txt"
+    deadline = time.monotonic() + 120
+    while not ledger.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ledger.exists(), "no oracle call finished in time"
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"{proc.returncode}: {out[-2000:]} {err[-3000:]}"
+    assert "interrupted" in out
+    resumed = start(path, tmp_path)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, f"{resumed.returncode}: {out[-2000:]} {err[-3000:]}"
+    labels = final_labels(tmp_path / "runs/tiny/store.sqlite")
+    assert len(labels) == 10 and all(status == "done" for *_, status, _ in labels), labels

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -97,3 +98,51 @@ def choose_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndarray, q
                "fit_evaluations": float(getattr(model, "fit_evaluations", 0))}
     return Batch(sel.index, sel.score, np.asarray(mean, dtype=float),
                  np.asarray(std, dtype=float), strategy, fit, timings)
+
+
+def choose_fidelity_batch(X_train: np.ndarray, fidelities: Sequence[str], y_train: np.ndarray,
+                          X_cand: np.ndarray, has_cheap: np.ndarray, q: int,
+                          rng: np.random.Generator, *, strategy: str,
+                          surrogate: SurrogateSettings, beta: float, fidelity_beta: float,
+                          gamma: float, previous: FitState | None = None,
+                          restart_seed: Sequence[int] = (0,)
+                          ) -> tuple[list[Any], FitState | None, dict[str, float]]:
+    """A multi-fidelity batch: picks on the target posterior, then an oracle for each.
+
+    The GP takes the fidelity as one more input; each pick goes to the cheap oracle by
+    the MF-GP-UCB rule (:func:`bodisc.acquisition.multifidelity.select_with_fidelity`).
+
+    Args:
+        X_train: Descriptors of the labelled molecules ``(n, d)``, target and cheap.
+        fidelities: The fidelity of each label (``target`` or ``cheap``), ``(n,)``.
+        y_train: Labels in maximisation form ``(n,)``; at least one target label.
+        X_cand: Candidate descriptors ``(m, d)``.
+        has_cheap: Whether each candidate has a cheap job already ``(m,)``.
+        q: Batch size.
+        rng: The step's seeded generator.
+        strategy: The campaign's model-based acquisition.
+        surrogate: The surrogate and its refit schedule.
+        beta: UCB's exploration weight.
+        fidelity_beta: The rule's confidence width.
+        gamma: The rule's threshold on the cheap standard deviation.
+        previous: The refit schedule's state from the previous step.
+        restart_seed: Entropy of the GP restarts' generator.
+
+    Returns:
+        The picks (:class:`~bodisc.acquisition.multifidelity.Pick`, means in maximisation
+        form), the refit state and ``fit_s``, ``score_s``, ``fit_evaluations``.
+    """
+    from bodisc.acquisition.multifidelity import CHEAP, select_with_fidelity, with_fidelity
+    from bodisc.surrogates.gp import SMALL_N, torch_threads
+
+    X_t = with_fidelity(X_train, list(fidelities))
+    best = float(max(y for y, f in zip(y_train, fidelities, strict=True) if f != CHEAP))
+    with torch_threads(1 if len(y_train) < SMALL_N else None):
+        t0 = time.perf_counter()
+        model, fit = fit_surrogate(surrogate, X_t, y_train, previous, restart_seed)
+        t1 = time.perf_counter()
+        picks = select_with_fidelity(strategy, model, X_cand, has_cheap, q, best, rng, beta,
+                                     fidelity_beta, gamma)
+        t2 = time.perf_counter()
+    return picks, fit, {"fit_s": t1 - t0, "score_s": t2 - t1,
+                        "fit_evaluations": float(getattr(model, "fit_evaluations", 0))}

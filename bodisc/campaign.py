@@ -173,31 +173,6 @@ class Campaign:
         self._resources: contextlib.ExitStack | None = None
         self._executor: Any = None
 
-    # -- what the featuriser decides, under the names report and compare read ------------
-    @property
-    def descriptor_names(self) -> tuple[str, ...]:
-        """The campaign's descriptors, in column order."""
-        return self.features.names
-
-    @property
-    def descriptor_set(self) -> str:
-        """The store's key of the campaign's descriptor recipe."""
-        return self.features.descriptor_set
-
-    @property
-    def columns(self) -> list[int]:
-        """Columns of the campaign's descriptors within their tier's vector."""
-        return self.features.columns
-
-    @property
-    def tier_names(self) -> tuple[str, ...]:
-        """Every descriptor of the tier the cache holds."""
-        return self.features.tier_names
-
-    def pool(self) -> Any:
-        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
-        return self.features.pool()
-
     # -- opening and closing ------------------------------------------------------------
     def open(self) -> Campaign:
         """Take the lock, open (or create) the store and start MLflow tracking.
@@ -539,7 +514,7 @@ class Campaign:
 
         s = self.config.surrogate
         # labels here are in maximisation form: a proxy mean's sign follows the direction
-        options = surrogate_options(s, self.config.random_seed, self.descriptor_names,
+        options = surrogate_options(s, self.config.random_seed, self.features.names,
                                     self.sign)
         return SurrogateSettings(s.kind, s.kernel, s.device, s.precision, options,
                                  s.warm_start, s.refit_growth, s.restarts)
@@ -580,7 +555,7 @@ class Campaign:
 
         def matrix(rows: Sequence[Any]) -> np.ndarray:
             X = np.array([feats[r.inchikey] for r in rows], dtype=float).reshape(
-                len(rows), len(self.descriptor_names))
+                len(rows), len(self.features.names))
             if spec.needs_model and SURROGATES[settings.kind].uses_categories:
                 X = with_categories(X, [r.smiles for r in rows])
             return X

@@ -122,27 +122,27 @@ def load_run(store_path: Path, label: str | None = None, strategy: str | None = 
     Raises:
         StoreError: If there is no store at ``store_path``.
     """
-    from bodisc.campaign import Campaign
+    from bodisc.loop.diagnostics import extrapolation_table
+    from bodisc.loop.features import Featuriser
     from bodisc.store import CampaignStore
 
     store = CampaignStore(store_path, create=False)
     try:
         config = CampaignConfig.model_validate(store.get_meta("config"))
-        campaign = Campaign(config)
-        campaign.store = store
+        featuriser = Featuriser(config)
         jobs = store.jobs()
         calls = [(j.inchikey, j.smiles, j.value if j.status == "done" else None, j.iteration)
                  for j in jobs]
         labelled = {j.inchikey: j.smiles for j in jobs if j.status == "done"
                     and j.value is not None}
-        cached = store.descriptors_of(list(labelled), campaign.descriptor_set)
+        cached = store.descriptors_of(list(labelled), featuriser.descriptor_set)
         vectors = {k: v for k, (status, v, _) in cached.items() if status == "done" and v}
         missing = {k: s for k, s in labelled.items() if k not in vectors}
         if missing:
-            vectors.update(_compute_descriptors(campaign, missing, cache))
-        features = {k: np.array([v[c] for c in campaign.columns], dtype=float)
+            vectors.update(_compute_descriptors(featuriser, missing, cache))
+        features = {k: np.array([v[c] for c in featuriser.columns], dtype=float)
                     for k, v in vectors.items()}
-        extrapolation = campaign.extrapolation_table()
+        extrapolation = extrapolation_table(store, featuriser)
         run_id = store.get_meta("mlflow_run_id")
     finally:
         store.close()
@@ -151,21 +151,21 @@ def load_run(store_path: Path, label: str | None = None, strategy: str | None = 
                    extrapolation, run_id)
 
 
-def _compute_descriptors(campaign: Any, smiles_of: dict[str, str], cache: Any
+def _compute_descriptors(featuriser: Any, smiles_of: dict[str, str], cache: Any
                          ) -> dict[str, list[float]]:
     """Descriptors of molecules a run never featurised (e.g. the ``random`` strategy)."""
     from bodisc.execution import LocalExecutor
     from bodisc.execution.tasks import descriptor_task
 
-    cfg = campaign.config
-    args = (tuple(campaign.tier_names), cfg.descriptors.conformer_seed)
+    cfg = featuriser.config
+    args = (tuple(featuriser.tier_names), cfg.descriptors.conformer_seed)
     tasks = [(k, (s, *args)) for k, s in smiles_of.items()]
     out: dict[str, list[float]] = {}
     with LocalExecutor(cfg.execution.workers, cfg.execution.worker_memory_gb) as executor:
         if cache is None:
             outcomes = executor.run(descriptor_task, tasks, cfg.execution.descriptor_timeout_s)
         else:
-            outcomes = cache.run("descriptors", campaign.descriptor_set, executor,
+            outcomes = cache.run("descriptors", featuriser.descriptor_set, executor,
                                  descriptor_task, tasks, {k: k for k in smiles_of},
                                  cfg.execution.descriptor_timeout_s)
         for res in outcomes:

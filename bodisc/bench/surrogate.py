@@ -401,9 +401,10 @@ def bench_sparse(n_big: int = 50000, n_exact: int = 2000, n_train: int = 10000,
     One draw splits the molecules at random into ``n_test`` held-out ones and the rest,
     fits the sparse GP on the first ``n_train`` of the rest and the exact GP on the first
     ``n_exact``; draw ``k`` uses the split seeded ``4 + k`` and the sparse GP's seed ``k``
-    (draw 0 is the single draw of earlier versions). On all of QM9 one draw does not
-    settle the comparison: the exact GP's RMSE alone ranged from 0.28 to 0.41 D over three
-    training sets of 2,000 (README), so the ratio is that of the mean RMSEs over the draws.
+    (draw 0 is the single draw of earlier versions). One draw does not settle the
+    comparison, since the exact GP's RMSE alone varies widely between training sets
+    (figures: ``docs/benchmarks/surrogate_speed.md``), so the ratio is that of the mean
+    RMSEs over the draws.
 
     Args:
         n_big: Labels of the timed fit.

@@ -6,12 +6,10 @@ seeded starting points, keep the member with the best marginal likelihood).
 
 The model is botorch's ``SingleTaskGP`` with batch shape ``(k,)`` (:func:`make_model`),
 so prediction and the saved hyperparameters are those of k single models. The fit does
-not go through gpytorch's batched forward and autograd (measured 83 to 95 ms per
-evaluation of 8 members at n = 200, d = 20, one thread, against 5 to 8 ms for one member
-alone, so it bought nothing; the objective below took 13 to 21 ms for the 8 members on
-the same busy machine). :class:`BatchedObjective` evaluates the same objective, the
-negative marginal log likelihood plus the log priors of ``make_model``, divided by n,
-for any subset of the members at once:
+not go through gpytorch's batched forward and autograd, which is slower than k single
+fits (figures: ``docs/benchmarks/surrogate_speed.md``). :class:`BatchedObjective`
+evaluates the same objective, the negative marginal log likelihood plus the log priors
+of ``make_model``, divided by n, for any subset of the members at once:
 
     K = k(X / l) + s I  (k, n, n)     L = chol(K)     a = K^-1 (y - c)
     f = (0.5 (y - c)^T a + sum log diag L + n/2 log 2 pi - log p(l) - log p(s)) / n

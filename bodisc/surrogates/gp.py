@@ -30,24 +30,22 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-#: Cap on L-BFGS-B iterations of a hyperparameter fit (converged fits here take 50 to 400).
+#: Cap on L-BFGS-B iterations of a hyperparameter fit.
 MAX_FIT_ITERATIONS = 300
 
 #: Below this many labels, linear algebra runs on one thread: the matrices are small and
-#: threads only contend (measured: 3 ms per L-BFGS step on one thread against 11 to 47 ms
-#: on two for n = 58, d = 20 on a busy 2-core machine).
+#: threads only contend (figures: ``docs/benchmarks/surrogate_speed.md``).
 SMALL_N = 1500
 
 #: Candidates per chunk when predicting; keeps the (chunk x n) cross-covariance small
-#: (1,024 x 1,000 labels x 8 bytes = 8 MB, a few such buffers at a time). Element-wise
-#: passes over smaller buffers stay in cache: 130,000 x 1,000 Matern values took 1.3 to
-#: 2.5 s in chunks of 512 against 2.1 to 3.7 s in chunks of 2,048 (one thread, load 4).
+#: (1,024 x 1,000 labels x 8 bytes = 8 MB, a few such buffers at a time), so element-wise
+#: passes stay in cache (figures: ``docs/benchmarks/surrogate_speed.md``).
 CHUNK = 1024
 
 #: Fits and predictions use exact Cholesky linear algebra up to this many labels.
 #: gpytorch's default switches to conjugate gradients and stochastic Lanczos above 800
 #: labels, which draws from torch's global RNG (so a campaign would not be reproducible)
-#: and was not faster here. Past this size use ``surrogate.kind = "sparse"``.
+#: and is not faster at these sizes. Past this size use ``surrogate.kind = "sparse"``.
 EXACT_MAX = 20000
 
 #: Prior means a :class:`GPSurrogate` offers (``[surrogate] mean``).
@@ -88,10 +86,9 @@ def fit_threads(n: int) -> Iterator[None]:
     """One thread for torch and for scipy's BLAS while fitting on fewer than ``SMALL_N`` labels.
 
     L-BFGS-B's own step (scipy's ``setulb``) calls scipy's bundled OpenBLAS on tiny
-    matrices; with its default threads on this 2-core machine under load it took 1.9 to
-    3.3 ms a call, more than the objective (measured with cProfile: 5.8 to 10.2 s of a
-    19 to 22 s batched fit, k = 8, n = 200; 6.2 s in all with one BLAS thread).
-    Every exact-GP fit (``GPSurrogate.fit``, ``BatchedGP.fit``) runs under it, and
+    matrices, where threads only contend and can cost more than the objective
+    (figures: ``docs/benchmarks/surrogate_speed.md``). Every exact-GP fit
+    (``GPSurrogate.fit``, ``BatchedGP.fit``) runs under it, and
     ``bodisc bench surrogate`` runs its loop of single fits under the same limits.
 
     Args:
@@ -158,8 +155,7 @@ class GPSurrogate:
     Attributes:
         fit_evaluations: L-BFGS-B iterations of the last fit (botorch's ``step``; 0 for
             conditioning only). Each iteration takes one or more likelihood evaluations
-            (its line search): 182 iterations were 230 evaluations in a cold fit on 1,010
-            QM9 rows, 2 were 5 in a warm refit (``docs/benchmarks/refit.md``).
+            (its line search; figures: ``docs/benchmarks/refit.md``).
     """
 
     def __init__(self, kernel: str = "matern52", device: str = "auto",
@@ -321,8 +317,8 @@ class GPSurrogate:
 
         Z = self._features(X)
         # outputs allocated up front: small per-chunk results kept in a list, interleaved
-        # with the chunks' large temporaries, fragmented the heap (7 GB resident after a
-        # million candidates, against 0.3 GB this way)
+        # with the chunks' large temporaries, fragment the heap (figures:
+        # docs/benchmarks/surrogate_speed.md)
         mean, std = _outputs(Z)
         with torch.no_grad():
             for start in range(0, Z.shape[0], CHUNK):

@@ -2,7 +2,8 @@
 
 An exact GP costs O(n^3) per fit step and O(n^2) per scored candidate; at 50,000 labels
 that is hours on a workstation. This model keeps the exact GP's kernel and likelihood and
-makes two approximations, each chosen by measurement (``bodisc bench surrogate``):
+makes two approximations, each chosen by measurement (``bodisc bench surrogate``;
+figures: ``docs/benchmarks/surrogate_speed.md``):
 
 1. Hyperparameters are fitted by the exact GP (:class:`~bodisc.surrogates.gp.GPSurrogate`,
    warm-startable) on a seeded random subset of ``subset`` labels. Lengthscales and noise
@@ -13,12 +14,8 @@ makes two approximations, each chosen by measurement (``bodisc bench surrogate``
    gpytorch's SGPR. The inducing points are k-means centres of the training molecules
    in the kernel's lengthscale-scaled space (scikit-learn's seeded ``MiniBatchKMeans``),
    where each covers the molecules nearest to it; with as many inducing points as labels
-   they are the labels themselves. Measured on all of QM9 (dipole, 10,000 labels, 1,024
-   inducing points, ``bodisc bench surrogate --parts sparse --sparse-draws 5`` on an
-   H100, README): mean held-out RMSE 0.241 D over 5 random splits against 0.289 D with
-   a random subset of the labels as inducing points (``inducing_init="random"``), and
-   0.245 D for the exact GP on 2,000 labels; the k-means added about 1.2 s to a
-   50,000-label fit there.
+   they are the labels themselves. k-means centres predict better than a random subset
+   of the labels (``inducing_init="random"``) at little extra cost.
 
    ``A = Lu^-1 Kuf / s``, ``B = I + A A^T = LB LB^T``, ``c = LB^-1 A (y - m) / s``;
    for candidates ``W = Lu^-1 Kus``, ``T = LB^-1 W``:

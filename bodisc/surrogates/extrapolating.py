@@ -15,8 +15,7 @@ Components, all fitted on the training rows only:
    the training rows; PLS (8) and ridge on the descriptors alone); at each point the
    highest and lowest of the five are dropped and the other three averaged. Averaging
    fits with different features and shrinkage reduces their variance; trimming keeps
-   one member that extrapolates wildly out of it (Huber regression on the
-   descriptors, tried as a member, reached 10 sigma on a 50-molecule split).
+   one member that extrapolates wildly out of it.
    Without categories: the median of PLS (8), PLS (4) and ridge on the descriptors.
 3. Calibration of the base by reverse regression. A model trained on a band of ``y`` is
    attenuated: its predictions regress to the band's mean (selecting rows on ``y``
@@ -41,20 +40,10 @@ with ``sd_lin^2`` the out-of-fold mean squared error of the calibrated base less
 noise variance. Where the GP is sure the result is the GP; where it is not, the
 calibrated base with an uncertainty of its size, which grows the disagreement term.
 
-Measured (RMSE / sigma on ``shared/data/qmex_dGs``, ``bodisc bench extrapolation``;
-means over the 4 property / 4 cluster rows 61..72 of its split file, then over property
-rows 0..5 / cluster rows 47..53, which were held out of every choice): plain GP
-1.201 / 0.529, 1.204 / 0.469; PLS-ILR (training-row rule) 0.569 / 0.434, 0.624 / 0.388;
-the previous design (plain average of PLS-ILR, LR and ridge ILR as base, ``p = 6``,
-range factor ``exp(-(excess / s_lin)^2)``) 0.483 / 0.398, 0.509 / 0.373; this model
-0.487 / 0.366, 0.508 / 0.364. Row 69 (492 training molecules, new structures): plain GP
-0.176, previous design 0.227, this model 0.184; every row 61..72 is within 0.02 of the
-better of published ILR and the GP. Similarity rows 62..67: 0.452 before, 0.425 now.
-What was tried and rejected (calibration by truncated regression, stretches and
-stacking weights chosen by inner property-range and leave-cluster-out
-cross-validation, a GP on the base's residuals, larger and untrimmed pools of linear
-members): ``docs/results/extrapolation_dGs.md``. Deterministic: the folds are seeded and
-every fit is deterministic.
+On the QMex hydration free energies it is as good as the better of ILR and the plain
+GP on each split kind (figures: ``docs/benchmarks/extrapolation.md``; what was tried
+and rejected: ``docs/results/extrapolation_dGs.md``). Deterministic: the folds are
+seeded and every fit is deterministic.
 """
 
 from __future__ import annotations

@@ -20,52 +20,32 @@ Methods (:data:`METHODS`):
 * ``gp_ucb``, ``gp_logei``, ``gp_thompson``: bodisc's GP on the QMex descriptors with a
   linear prior mean (``[surrogate] mean = "linear"``): beyond the labels its prediction
   follows the descriptors' linear trend, so from the first batch it ranks along the
-  cheap proxy as well as ranking by the proxy does, and the kernel learns the rest.
-  Measured on a 13,000-molecule QM9 subset (seed 0, 600 calls): the linear mean matches
-  cheap ranking on the dipole after the first batch where the constant mean reached
-  0.29 of the top 1 % against 0.39, and found 0.35 of the gap-maximum top 1 % after it
-  against 0.15.
+  cheap proxy, and the kernel learns the rest.
 * ``gp_proxy_greedy``: bodisc's GP with the proxy prior mean, linear in the target's own
   xTB analogue (``[surrogate] mean = "proxy"``, ``proxy = "mu"`` or ``"lumo - homo"``),
-  and the largest posterior means (``[acquisition] name = "greedy"``). Where the labels
-  say little (the first batches, and far out along the analogue) it ranks as the
-  analogue does, and the kernel learns where the labels depart from it. Measured on all
-  of QM9 (README): never behind cheap ranking on the dipole (5 seeds) and the gap maximum
-  (3 seeds), but without exploration it finds less of the gap-maximum top 1 % after
-  2,000 calls than UCB with the linear mean (0.85 against 0.91), and on the gap minimum
-  one seed's first batch fell 23 molecules behind cheap ranking's.
-* ``gp_proxy_staged``: the same GP and proxy mean in three stages, each for what the
-  labels can support at that point of the budget (:class:`_Staged`). (1) The first two
-  batches after the random start are the analogue's ranking: the start has no label
-  far out along the analogue, where the next batch will be, and the kernel's correction
-  learnt on typical molecules does not carry there (on the gap minimum, seeds 0-9, a GP
-  batch right after the start held 27 to 50 of the top 1 % where the analogue's held 50;
-  after one analogue batch the shortfall was 0 to 4 molecules, after two none through
-  350 calls). (2) Greedy batches up to half the budget: while the analogue's extreme
-  is not used up, exploiting it is what finds the top 1 %. (3) UCB (``beta = 2``) for
-  the second half, when the region along the analogue is exhausted and the remaining
-  top-1 % molecules lie where the model is unsure (greedy batches found 0.85 of the
-  gap-maximum top 1 % after 2,000 calls, UCB with the linear mean 0.91). Measured on all
-  of QM9, 5 seeds (README): never behind cheap ranking in 14 of 15 seed-target runs (one
-  molecule behind after one batch on the dipole, seed 3); 1.00, 0.90 and 0.89 of the
-  dipole's, gap minimum's and gap maximum's top 1 % after 2,000 calls.
+  and the largest posterior means (``[acquisition] name = "greedy"``): where the labels
+  say little it ranks as the analogue does; without exploration it misses some of the
+  extreme molecules that lie where the model is unsure.
+* ``gp_proxy_staged``: the same GP and proxy mean in three stages (:class:`_Staged`):
+  (1) two batches in the analogue's order after the random start, because the kernel's
+  correction learnt on typical molecules does not carry far out along the analogue;
+  (2) greedy batches up to half the budget, while the analogue's extreme is not used
+  up; (3) UCB (``beta = 2``) for the rest, when the remaining extreme molecules lie
+  where the model is unsure.
 * ``xgp_ucb``: bodisc's extrapolation-aware GP (with the ILR categories), UCB.
 * ``gp_ucb_no_analogue``: ``gp_ucb`` without the descriptors that make up the target's
   own analogue and without its twins, the descriptors that are by themselves another
-  cheap analogue of it (``mu``; ``homo``, ``lumo`` and the vertical ``Eiv``, ``Eav``,
-  whose difference correlates with ``lumo - homo`` at r = 0.98 on QM9): what the model
-  learns beyond the proxy.
+  cheap analogue of it (``mu``; ``homo``, ``lumo`` and the vertical ``Eiv``, ``Eav``):
+  what the model learns beyond the proxy.
 
 UCB is bodisc's recommendation for finding many extreme molecules: LogEI improves on
 the single best label, so once an outlier is found it spends its batches on the few
-molecules that could beat it (on the subset above, LogEI had 0.74 of the dipole top 1 %
-after 600 calls where UCB had all of it).
+molecules that could beat it. Figures: ``docs/benchmarks/qm9_replay.md``.
 
 Descriptor values that are NaN for a molecule whose geometry no molecular graph fits
-(``min(mbo)``, ``max(mbo)``, ``dEacid``, ``dEbase``, about 2 % of QM9) are replaced by
-the pool's median of that descriptor, so the pool keeps every molecule whose xTB
-calculation succeeded; molecules whose calculation failed as a whole are left out (the
-note says how many).
+(``min(mbo)``, ``max(mbo)``, ``dEacid``, ``dEbase``) are replaced by the pool's median
+of that descriptor, so the pool keeps every molecule whose xTB calculation succeeded;
+molecules whose calculation failed as a whole are left out (the note says how many).
 
 Hyperparameters of the GP methods are re-optimised when the labels have grown by a
 quarter since the last optimisation, from the last optimum, and conditioned on the new
@@ -111,12 +91,9 @@ STAGED_WARMUP_BATCHES = 2
 STAGED_GREEDY_UNTIL = 0.5
 
 #: Torch and BLAS threads of every replay run, one by one or side by side. A Cholesky
-#: factor on 1,600 labels differs in its last bits between one and two MKL threads
-#: (and is bit-for-bit the same between processes with the same threads), so past
-#: :data:`~bodisc.surrogates.gp.SMALL_N` labels, where fits leave the thread count as
-#: it is, a run on the default threads picked a few late molecules other than the same
-#: run in a ``--parallel 2`` worker. Fixed here, a run's molecules do not depend on
-#: ``--parallel`` or on the machine's cores; ``--parallel`` is how a replay uses them.
+#: factor's last bits depend on the MKL thread count, and past
+#: :data:`~bodisc.surrogates.gp.SMALL_N` labels fits leave the thread count as it is, so
+#: fixing it here makes a run's molecules independent of ``--parallel`` and the cores.
 REPLAY_THREADS = 1
 
 #: Keys of every record (``None`` where a figure does not apply).

@@ -109,10 +109,9 @@ class QM9Target:
             ``((descriptor, coefficient), ...)``, in the same unit as the label.
         twins: Other QMex descriptors that make a second cheap analogue of the same
             quantity: the vertical ionisation energy and electron affinity (``Eiv``,
-            ``Eav``: ``Eiv - Eav`` is the xTB fundamental gap; on all of QM9 its Pearson
-            r with ``lumo - homo`` is 0.98, and ranked by it the first 2,000 molecules
-            hold 0.66 and 0.33 of the gap minimum's and maximum's top 1 %, against 0.64
-            and 0.35 for ``lumo - homo``).
+            ``Eav``: ``Eiv - Eav`` is the xTB fundamental gap, which ranks QM9 for the
+            gap about as well as ``lumo - homo``; figures:
+            ``docs/benchmarks/qm9_replay.md``).
     """
 
     column: str

@@ -18,16 +18,16 @@ Batches (q > 1) without per-candidate Python loops:
   is the maximum of a draw only with negligible probability, and a joint draw over a
   million candidates would need a million-square covariance.
 * ``greedy``: the q best posterior means.
+* ``random``: q candidates uniformly at random (the no-model baseline).
+* ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
+  force-field-geometry xTB dipole ``mu`` for a dipole campaign): the strongest simple
+  baseline, no model.
 
 Pending molecules (chosen earlier, label not yet back: ``AcquisitionContext.pending``) are
 conditioned on the same way as the earlier picks of a batch: the kriging believer takes
 them first, as forced picks, and Thompson draws from the posterior conditioned on them at
 their means. Conditioning on the mean leaves the posterior mean as it is, so ``greedy``,
 ``rank`` and ``random`` do not change; the caller keeps pending molecules out of ``X``.
-* ``random``: q candidates uniformly at random (the no-model baseline).
-* ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
-  force-field-geometry xTB dipole ``mu`` for a dipole campaign): the strongest simple
-  baseline, no model.
 """
 
 from __future__ import annotations

@@ -42,11 +42,10 @@ unless ``[fidelity]`` overrides them.
 heuristic. Every time the cheap oracle has been called ``ceil(cost_target / cost_cheap)``
 times in a row (as much as one target call costs) with no target call, ``gamma`` doubles
 for the rest of the campaign. Without it a generator that keeps proposing new molecules
-keeps the cheap oracle busy: with ``gamma`` fixed at 0.069 D (``bias`` 0.49 D, costs 1 and
-50) a measured campaign (``docs/results/multifidelity.json``) had made 553 cheap calls
-for 27 target calls in 72 iterations, the last 96 cheap calls with no target call.
-The count runs over the stored jobs after the seeds, in order, so a resumed campaign uses
-the very ``gamma`` an uninterrupted one would.
+keeps the cheap oracle busy and the target oracle starves (figures:
+``docs/benchmarks/multifidelity.md``). The count runs over the stored jobs after the
+seeds, in order, so a resumed campaign uses the very ``gamma`` an uninterrupted one
+would.
 
 Budget: ``[budget] oracle_calls`` counts target calls; ``[fidelity] max_cost`` (optional)
 stops the campaign once both oracles' calls cost that much (checked between iterations,

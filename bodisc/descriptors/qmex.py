@@ -18,21 +18,17 @@ geometries) instead of an embedding. The SMILES still gives the charge, ``mw``, 
 and the molecular graph, which :func:`match_geometry` puts on the given atoms (bonds from
 interatomic distances, as RDKit's ``rdDetermineBonds.DetermineConnectivity``; heavy-atom
 skeleton matched with hydrogen counts); where the graph does not fit the geometry only
-the graph-based ``min(mbo)``, ``max(mbo)``, ``dEacid`` and ``dEbase`` are ``nan`` (1 in
-20,000 QM9 molecules). On the embedded geometry it gives exactly :func:`compute_qmex`'s
-values.
+the graph-based ``min(mbo)``, ``max(mbo)``, ``dEacid`` and ``dEbase`` are ``nan``. On
+the embedded geometry it gives exactly :func:`compute_qmex`'s values.
 
 Full tier, geometry of the Hessian: the same MMFF94 geometry, not a GFN2-xTB
 optimisation. The descriptors then share no calculation with an xTB oracle (which
 optimises with GFN2-xTB and reads its label there) and all 22 describe one structure.
 That geometry is not a GFN2-xTB stationary point, which the recipe absorbs: translations
 and rotations are projected out exactly, the rare imaginary modes are used as ``|nu|``,
-and low modes get Grimme's quasi-RRHO entropy. Measured on 40 QM9 molecules against a
-GFN2-xTB-optimised geometry (BFGS, fmax 0.005 eV/A): ``G`` Pearson r 0.99998, higher by
-8.7 +- 7.9 kcal/mol (mostly the electronic energy of the unrelaxed, often strained,
-geometry; the spread of ``G`` over the set is 2.2 Hartree); ``log10(Q)`` r 0.98, lower
-by 0.29 +- 0.18; 1 molecule in 40 had an imaginary mode (-138 cm^-1), 2 in 40 after the
-optimisation.
+and low modes get Grimme's quasi-RRHO entropy. ``G`` and ``log10(Q)`` on it track those
+on a GFN2-xTB-optimised geometry closely, with an offset in ``G`` from the unrelaxed
+geometry's energy (figures: ``docs/benchmarks/descriptors.md``).
 
 ======================  =========  ============================================================
 name                    unit       recipe
@@ -107,9 +103,8 @@ min/max(esp) min/max(mbo) log10(R2)`` and the reference for every energy differe
 cation (``Eiv``), anion (``Eav``), ALPB water (``dEw``), ALPB octanol (``dEo``), three
 finite fields (``alpha``), one per site (``dEacid``, ``dEbase``). ``mw`` and ``Ne/Na``
 need no geometry; ``Vm`` and ``log10(RA)`` need no single point. ``G`` and ``log10(Q)``
-share one Hessian (6N + 1 gradient calculations at tblite accuracy 0.1, about 4.6 ms each:
-median 0.5 s, at most 1 s of CPU on one core for 59 QM9 molecules of up to 25 atoms;
-the whole fast tier takes about 0.1 s, the full tier 5 to 6 times that).
+share one Hessian (6N + 1 gradient calculations at tblite accuracy 0.1), so the full
+tier costs several times the fast tier (timings: ``docs/benchmarks/descriptors.md``).
 
 Failure policy: a descriptor whose own calculation fails (an ion's SCF, a linear
 molecule's ``RA``, no protonation site, an SCF of the Hessian) is ``nan``; the molecule

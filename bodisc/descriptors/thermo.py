@@ -19,8 +19,8 @@ Recipe of :func:`rrho` (defaults: 298.15 K, 1 atm = 101325 Pa):
 * **imaginary modes** (negative numbers) are turned real (``|nu|``, Grimme's
   suggestion, also ASE's ``MSRRHOThermo``) and counted in ``n_imaginary``. On a
   force-field geometry that is not a GFN2-xTB stationary point they are mostly soft
-  torsions (1 QM9 molecule in 40 has one); dropping them would make ``G`` jump whenever
-  one changes sign. (The xtb program inverts only those above its "imag. cutoff" of
+  torsions (rare: ``docs/benchmarks/descriptors.md``); dropping them would make ``G``
+  jump whenever one changes sign. (The xtb program inverts only those above its "imag. cutoff" of
   -20 cm^-1, meant for optimised geometries, and drops the rest.)
 * **quasi-RRHO** (Grimme, Chem. Eur. J. 18, 9955, 2012): each mode's entropy is
   ``w S_HO + (1 - w) S_FR`` with ``w = 1 / (1 + (nu0 / nu)^4)`` and ``nu0`` =

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bodisc.bench.extrapolation import DEFAULT_MODELS as EXTRAPOLATION_MODELS
+from bodisc.bench.surrogate import PARTS as SURROGATE_PARTS
 from bodisc.errors import BodiscError
 from bodisc.surrogates.registry import SURROGATES
 
@@ -219,8 +221,8 @@ def _parse_rows(text: str | None) -> list[int] | None:
 @bench_app.command("surrogate")
 def bench_surrogate_cmd(
     parts: Annotated[str, typer.Option(
-        help="Comma-separated parts: scoring, memory, warm, batched, sparse.")] =
-        "scoring,memory,warm,batched,sparse",
+        help=f"Comma-separated parts: {', '.join(SURROGATE_PARTS)}.")] =
+        ",".join(SURROGATE_PARTS),
     n: Annotated[int, typer.Option(help="Labels of the scoring and memory runs.", min=2)] = 1000,
     d: Annotated[int, typer.Option(help="Descriptors of the scoring run.", min=1)] = 22,
     candidates: Annotated[int, typer.Option(help="Candidates scored.", min=1)] = 20000,
@@ -591,7 +593,7 @@ def bench_extrapolation_cmd(
     target: Annotated[str | None, typer.Option(help="Label column.")] = None,
     rows: Annotated[str | None, typer.Option(help="Split-file rows, e.g. 61-72.")] = None,
     models: Annotated[str, typer.Option(help="Comma-separated models.")] =
-        "lr,ilr,ilr_ridge,gp,xgp,rf,tanimoto_gp",
+        ",".join(EXTRAPOLATION_MODELS),
     out: Annotated[Path, typer.Option(help="Folder for the table, CSV and plot.")] =
         Path("runs/bench/extrapolation"),
     mlruns: Annotated[Path, typer.Option(help="MLflow store.")] = Path("mlruns"),
@@ -630,7 +632,7 @@ def bench_extrapolation_qm9_cmd(
         "dipole,alpha,gap",
     n: Annotated[int, typer.Option(help="QM9 molecules (seeded sample).", min=100)] = 5000,
     models: Annotated[str, typer.Option(help="Comma-separated models.")] =
-        "lr,ilr,ilr_ridge,gp,xgp,rf,tanimoto_gp",
+        ",".join(EXTRAPOLATION_MODELS),
     n_in: Annotated[str, typer.Option("--n-in", help="Training sizes.")] = "50,100,200,500",
     out: Annotated[Path, typer.Option(help="Folder for the table, CSV and plot.")] =
         Path("runs/bench/extrapolation-qm9"),

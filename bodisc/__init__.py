@@ -22,37 +22,42 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from bodisc.campaign import Campaign, Summary  # noqa: E402
-from bodisc.config import CampaignConfig, load_campaign  # noqa: E402
-from bodisc.errors import (  # noqa: E402
-    BodiscError,
-    ConfigError,
-    InvalidMoleculeError,
-    MoleculeFailure,
-    OptionalDependencyError,
-    RegistryError,
-    StoreError,
-    TellError,
-)
-from bodisc.loop.outcomes import Outcome, Proposal  # noqa: E402
-from bodisc.oracle import Oracle, OracleResult  # noqa: E402
+#: Public name -> the module that defines it. They load on first use (PEP 562), so that
+#: ``import bodisc`` stays cheap and loads no numeric library: a worker process imports
+#: this package before its initialiser sets one thread per library, and a BLAS or OpenMP
+#: runtime loaded earlier would keep its own thread count (and reorder float sums).
+_EXPORTS: dict[str, str] = {
+    "Campaign": "bodisc.campaign",
+    "Summary": "bodisc.campaign",
+    "CampaignConfig": "bodisc.config",
+    "load_campaign": "bodisc.config",
+    "Outcome": "bodisc.loop.outcomes",
+    "Proposal": "bodisc.loop.outcomes",
+    "Oracle": "bodisc.oracle",
+    "OracleResult": "bodisc.oracle",
+    "BodiscError": "bodisc.errors",
+    "ConfigError": "bodisc.errors",
+    "InvalidMoleculeError": "bodisc.errors",
+    "MoleculeFailure": "bodisc.errors",
+    "OptionalDependencyError": "bodisc.errors",
+    "RegistryError": "bodisc.errors",
+    "StoreError": "bodisc.errors",
+    "TellError": "bodisc.errors",
+}
 
-__all__ = [
-    "BodiscError",
-    "Campaign",
-    "CampaignConfig",
-    "ConfigError",
-    "InvalidMoleculeError",
-    "MoleculeFailure",
-    "OptionalDependencyError",
-    "Oracle",
-    "OracleResult",
-    "Outcome",
-    "Proposal",
-    "RegistryError",
-    "StoreError",
-    "Summary",
-    "TellError",
-    "__version__",
-    "load_campaign",
-]
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name from its module on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'bodisc' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

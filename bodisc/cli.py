@@ -15,8 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from bodisc.bench.extrapolation import DEFAULT_MODELS as EXTRAPOLATION_MODELS
-from bodisc.bench.surrogate import PARTS as SURROGATE_PARTS
 from bodisc.errors import BodiscError
 from bodisc.surrogates.registry import SURROGATES
 
@@ -220,9 +218,8 @@ def _parse_rows(text: str | None) -> list[int] | None:
 
 @bench_app.command("surrogate")
 def bench_surrogate_cmd(
-    parts: Annotated[str, typer.Option(
-        help=f"Comma-separated parts: {', '.join(SURROGATE_PARTS)}.")] =
-        ",".join(SURROGATE_PARTS),
+    parts: Annotated[str | None, typer.Option(
+        help="Comma-separated parts (default: every part; a wrong name lists them).")] = None,
     n: Annotated[int, typer.Option(help="Labels of the scoring and memory runs.", min=2)] = 1000,
     d: Annotated[int, typer.Option(help="Descriptors of the scoring run.", min=1)] = 22,
     candidates: Annotated[int, typer.Option(help="Candidates scored.", min=1)] = 20000,
@@ -272,7 +269,7 @@ def bench_surrogate_cmd(
             typer.echo(f"wrote {json_out}")
         return
 
-    chosen = tuple(p.strip() for p in parts.split(",") if p.strip())
+    chosen = tuple(p.strip() for p in (parts or ",".join(PARTS)).split(",") if p.strip())
     bad = [p for p in chosen if p not in PARTS]
     if bad:
         raise BodiscError(f"--parts: unknown part {bad[0]!r}; allowed: {', '.join(PARTS)}")
@@ -592,8 +589,9 @@ def bench_extrapolation_cmd(
         help="Split file (QMex format); default: property-range and cluster splits.")] = None,
     target: Annotated[str | None, typer.Option(help="Label column.")] = None,
     rows: Annotated[str | None, typer.Option(help="Split-file rows, e.g. 61-72.")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] =
-        ",".join(EXTRAPOLATION_MODELS),
+    models: Annotated[str | None, typer.Option(
+        help="Comma-separated models (default: the benchmark's standard set, "
+             "bodisc.bench.extrapolation.DEFAULT_MODELS).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the table, CSV and plot.")] =
         Path("runs/bench/extrapolation"),
     mlruns: Annotated[Path, typer.Option(help="MLflow store.")] = Path("mlruns"),
@@ -601,9 +599,10 @@ def bench_extrapolation_cmd(
     json_out: JsonOpt = None,
 ) -> None:
     """Extrapolation benchmark of the QMex/ILR paper: property-range and cluster splits."""
-    from bodisc.bench.extrapolation import bench_extrapolation, write_results
+    from bodisc.bench.extrapolation import DEFAULT_MODELS, bench_extrapolation, write_results
     from bodisc.tracking.mlflow_tracker import log_bench_run
 
+    models = models or ",".join(DEFAULT_MODELS)
     names = [m.strip() for m in models.split(",") if m.strip()]
     records = bench_extrapolation(
         data, descriptors, categories, splits, json_out, None, names, _parse_rows(rows),
@@ -631,8 +630,9 @@ def bench_extrapolation_qm9_cmd(
     targets: Annotated[str, typer.Option(help="QM9 targets, comma-separated.")] =
         "dipole,alpha,gap",
     n: Annotated[int, typer.Option(help="QM9 molecules (seeded sample).", min=100)] = 5000,
-    models: Annotated[str, typer.Option(help="Comma-separated models.")] =
-        ",".join(EXTRAPOLATION_MODELS),
+    models: Annotated[str | None, typer.Option(
+        help="Comma-separated models (default: the benchmark's standard set, "
+             "bodisc.bench.extrapolation.DEFAULT_MODELS).")] = None,
     n_in: Annotated[str, typer.Option("--n-in", help="Training sizes.")] = "50,100,200,500",
     out: Annotated[Path, typer.Option(help="Folder for the table, CSV and plot.")] =
         Path("runs/bench/extrapolation-qm9"),
@@ -644,9 +644,10 @@ def bench_extrapolation_qm9_cmd(
     """The extrapolation benchmark on QM9 targets, descriptors from xTB on QM9 geometries."""
     import json
 
-    from bodisc.bench.extrapolation import qm9_extrapolation, write_results
+    from bodisc.bench.extrapolation import DEFAULT_MODELS, qm9_extrapolation, write_results
     from bodisc.tracking.mlflow_tracker import log_bench_run
 
+    models = models or ",".join(DEFAULT_MODELS)
     records = qm9_extrapolation(
         [t.strip() for t in targets.split(",")], n,
         [m.strip() for m in models.split(",") if m.strip()],

@@ -64,6 +64,12 @@ def _init_worker(memory_limit_bytes: int | None = None, parent_pid: int | None =
     _die_with_parent(parent_pid)
     for var in _THREAD_VARS:
         os.environ[var] = "1"
+    # A thread pool that loaded before this ran (the parent's main module is imported
+    # again here first) keeps its own count: set it too. Races between threads reorder
+    # float sums, and xTB labels then differ in their last bits from run to run.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     os.environ.setdefault("PYTHONHASHSEED", "0")
     if memory_limit_bytes:
         import resource

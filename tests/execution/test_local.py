@@ -156,3 +156,34 @@ def test_a_worker_dying_after_a_result_came_back_is_retried_not_raised():
     assert set(rest) == {"slow", "next"}
     assert rest["next"].failure is None  # never started: not a suspect
     assert rest["slow"].failure is None  # run again alone, on a fresh worker
+
+
+MAIN_WITH_NUMPY = """
+import numpy  # loaded in every worker before its initialiser: spawn imports __main__ first
+from bodisc.execution.local import LocalExecutor
+
+
+def pools():
+    from threadpoolctl import threadpool_info
+
+    return sorted({i["num_threads"] for i in threadpool_info()})
+
+
+if __name__ == "__main__":
+    with LocalExecutor(1) as ex:
+        (out,) = list(ex.run(pools, [(0, ())], timeout_s=60))
+    print(out.value)
+"""
+
+
+def test_workers_are_single_threaded_whatever_the_main_module_loaded(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "main_with_numpy.py"
+    script.write_text(MAIN_WITH_NUMPY)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "2",
+                                           "OMP_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1]"

@@ -347,8 +347,8 @@ class Campaign:
                 todo[job.id] = out
         if not todo:
             return 0
-        store.finish_jobs([(i, o.value, o.failure, o.seconds, dict(o.extras or {}))
-                           for i, o in todo.items()])
+        store.finish_jobs([(i, None if o.value is None else float(o.value), o.failure,
+                            float(o.seconds), dict(o.extras or {})) for i, o in todo.items()])
         by_id = {j.id: j for j in jobs.values()}
         for it in sorted({by_id[i].iteration for i in todo}):
             self._complete_if_done(it, {})

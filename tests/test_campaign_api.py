@@ -129,7 +129,10 @@ def test_tell_refuses_what_it_cannot_take_and_commits_nothing_then(tmp_path):
         with pytest.raises(TellError, match="either a value or a failure"):
             campaign.tell([Outcome(seeds[0].smiles)])
         assert campaign.proposals(pending_only=True) == seeds  # nothing was committed
-        assert campaign.tell(told) == 4
+        with pytest.raises(TellError, match="not a finite number"):
+            campaign.tell([Outcome(seeds[0].smiles, True)])
+        assert campaign.tell({k: np.float32(v) for k, v in told.items()}) == 4
+        told = {k: float(np.float32(v)) for k, v in told.items()}
         assert campaign.tell(told) == 0  # identical: a no-op
         with pytest.raises(TellError, match="already has value"):
             campaign.tell({seeds[0].smiles: told[seeds[0].smiles] + 1.0})

@@ -8,6 +8,7 @@ and so is a result for a molecule the campaign never proposed.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +87,8 @@ def check_outcome(out: Outcome, job: Job | None, earlier: Outcome | None, row: i
     if (out.value is None) == (out.failure is None):
         raise TellError(f"{where}: give either a value or a failure reason, not "
                         f"{'both' if out.value is not None else 'neither'}")
-    if out.value is not None and not (isinstance(out.value, (int, float))
+    if out.value is not None and not (isinstance(out.value, numbers.Real)
+                                      and not isinstance(out.value, bool)
                                       and math.isfinite(out.value)):
         raise TellError(f"{where}: value {out.value!r} is not a finite number")
     if job is None:

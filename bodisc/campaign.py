@@ -76,6 +76,8 @@ class Summary:
         csv: Path of the exported results.
         run_id: MLflow run id (``None`` if tracking was unavailable).
         stop_reason: Why the loop stopped.
+        iterations: Iterations in the store.
+        run_link: Web address of the MLflow run's charts (``None`` without a run).
     """
 
     best: list[tuple[str, float, int]]
@@ -86,6 +88,7 @@ class Summary:
     run_id: str | None
     stop_reason: str
     iterations: int = 0
+    run_link: str | None = None
 
 
 def iteration_rngs(seed: int, iteration: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -184,7 +187,7 @@ class Campaign:
         if self._resources is not None:
             return self
         from bodisc.lock import CampaignLock, describe
-        from bodisc.tracking.mlflow_tracker import Tracker, flatten
+        from bodisc.tracking.mlflow_tracker import Tracker, flatten, shared_view
 
         cfg = self.config
         with contextlib.ExitStack() as stack:
@@ -198,19 +201,51 @@ class Campaign:
                                    uri=self.tracking_uri)
             if self.tracking:
                 run_id = self.tracker.start(
-                    store.get_meta("mlflow_run_id"), run_name=cfg.name,
+                    store.get_meta("mlflow_run_id"), run_name=self.run_name(),
                     params={**flatten(cfg.as_dict()), **self.run_params},
                     tags={"bodisc.campaign": cfg.name, "bodisc.store": str(cfg.path("store")),
-                          "bodisc.acquisition": cfg.acquisition.name, **self.run_tags},
+                          "bodisc.acquisition": cfg.acquisition.name,
+                          "mlflow.note.content": records.describe(cfg),
+                          **self.resolved_settings(), **self.run_tags},
+                    view=shared_view(*records.runs_table_columns(cfg)),
                 )
                 if run_id is not None and store.get_meta("mlflow_run_id") is None:
                     store.set_meta("mlflow_run_id", run_id)
+                if run_id is not None and self.config_file:
+                    self.tracker.log_artifact(Path(self.config_file))
                 if self.changed_on_resume:
                     self.tracker.set_tags({f"bodisc.resumed.{int(time.time())}.changed":
                                            ", ".join(self.changed_on_resume)})
             self._log_pending_iterations()
             self._resources = stack.pop_all()
         return self
+
+    def run_name(self) -> str:
+        """The MLflow run name: what ran (campaign, acquisition, surrogate, seed)."""
+        cfg = self.config
+        label = self.run_tags.get("bodisc.compare.label")  # strategy-s<seed>
+        if label:
+            return f"{label} ({cfg.acquisition.name}/{cfg.surrogate.kind})"
+        return f"{cfg.name}: {cfg.acquisition.name}/{cfg.surrogate.kind}, seed {cfg.random_seed}"
+
+    def resolved_settings(self) -> dict[str, str]:
+        """What ``auto`` and default settings resolved to on this machine (MLflow tags).
+
+        Tags, not params: a campaign resumed on another machine may resolve differently,
+        and a tag can say so where a param cannot change.
+        """
+        cfg = self.config
+        out = {"resolved.descriptors": ", ".join(self.features.names)}
+        try:
+            from bodisc.surrogates.gp import resolve_device, resolve_dtype
+
+            device = resolve_device(cfg.surrogate.device)
+            out["resolved.device"] = str(device)
+            out["resolved.precision"] = str(resolve_dtype(cfg.surrogate.precision, device)
+                                            ).removeprefix("torch.")
+        except Exception as exc:  # noqa: BLE001 - the surrogate reports it when it runs
+            out["resolved.device"] = f"unresolved ({type(exc).__name__})"
+        return out
 
     def close(self, status: str = "FINISHED") -> None:
         """End the MLflow run with ``status``, stop the executor, close the store, unlock."""
@@ -759,8 +794,8 @@ class Campaign:
     def _log_pending_iterations(self) -> None:
         """Send every complete iteration not yet logged to MLflow (in order)."""
         assert self.store is not None
-        records.log_iterations(self.store, self.tracker, self.features,
-                               self.config.budget.oracle_calls, self.sign)
+        records.log_iterations(self.store, self.tracker, self.features, self.config,
+                               self.sign)
 
     def extrapolation_table(self) -> list[dict[str, Any]]:
         """Every extrapolation record of the campaign (for the CSV artifact)."""
@@ -778,4 +813,5 @@ class Campaign:
         best, csv = records.export(store, cfg, self.tracker, self.features, self.sign, top)
         failures = sum(1 for j in store.jobs("failed"))
         return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
-                       self.tracker.run_id, stop_reason, len(store.iterations()))
+                       self.tracker.run_id, stop_reason, len(store.iterations()),
+                       self.tracker.link())

@@ -94,7 +94,7 @@ def campaign(
         console.print("interrupted: every finished oracle call is in the store; run the same "
                       "command to continue")
         raise typer.Exit(130) from None
-    _print_summary(console, cfg, summary)
+    _print_summary(console, cfg, summary, local=not tracking_uri)
 
 
 @app.command()
@@ -137,7 +137,12 @@ def compare(
     console.print(format_table(summary_table(results, cfg.objective.direction == "maximize"),
                                cfg.objective.unit))
     console.print(f"runs:       {comparison.root}")
-    console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
+    links = comparison.links()
+    if links:
+        console.print(f"MLflow run: {links[0]}")
+        console.print(f"MLflow runs table: {links[1]}")
+    if not tracking_uri:
+        console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))} (then open the links)")
 
 
 @app.command()
@@ -726,7 +731,7 @@ def _rich_reporter(console: Any) -> Any:
     return Rich()
 
 
-def _print_summary(console: Any, cfg: Any, summary: Any) -> None:
+def _print_summary(console: Any, cfg: Any, summary: Any, local: bool = True) -> None:
     from rich.table import Table
 
     from bodisc.tracking.mlflow_tracker import ui_command
@@ -746,9 +751,13 @@ def _print_summary(console: Any, cfg: Any, summary: Any) -> None:
                   f"({summary.failures} failed) in {summary.iterations} iterations")
     console.print(f"store:      {summary.store}")
     console.print(f"results:    {summary.csv}")
+    best_csv = summary.csv.parent / "best_molecules.csv"
+    if best_csv.exists():
+        console.print(f"best:       {best_csv} (and best_molecules.png)")
     if summary.run_id:
-        console.print(f"MLflow run: {summary.run_id}")
-        console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))}")
+        console.print(f"MLflow run: {summary.run_link or summary.run_id}")
+        if local:  # a local store: the link works once the UI runs
+            console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))} (then open the link)")
     else:
         console.print("MLflow run: not logged (tracking unavailable); the next start logs it")
 

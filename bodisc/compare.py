@@ -335,10 +335,24 @@ class Comparison:
         self.runs = plan_runs(config, config_file)
         self.root = comparison_root(config)
         self.state_file = self.root / "compare.json"
+        self.parent_run_id: str | None = None
+        self.parent_experiment_id: str | None = None
+        self.parent_uri: str | None = None
+
+    def links(self) -> tuple[str, str] | None:
+        """UI addresses of the parent run's charts and of its runs table, once logged."""
+        from bodisc.tracking.mlflow_tracker import experiment_link, run_link
+
+        if not (self.parent_run_id and self.parent_experiment_id and self.parent_uri):
+            return None
+        return (run_link(self.parent_uri, self.parent_experiment_id, self.parent_run_id),
+                experiment_link(self.parent_uri, self.parent_experiment_id,
+                                self.parent_run_id))
 
     # -- the parent run ----------------------------------------------------------------
     def _parent_tracker(self) -> Any:
-        from bodisc.tracking.mlflow_tracker import Tracker, flatten
+        from bodisc.loop.records import runs_table_columns
+        from bodisc.tracking.mlflow_tracker import Tracker, flatten, shared_view
 
         cfg = self.config
         tracker = Tracker(cfg.path("mlruns"), cfg.name, self.message, uri=self.tracking_uri)
@@ -350,12 +364,22 @@ class Comparison:
                            f"{s.name}={s.acquisition}/{s.surrogate or cfg.surrogate.kind}"
                            f"/q{s.batch_size or cfg.acquisition.batch_size}"
                            for s in cfg.compare.strategies)})
-        run_id = tracker.start(state.get("parent_run_id"), run_name=f"{cfg.name} (comparison)",
+        strategies = ", ".join(s.name for s in cfg.compare.strategies)
+        note = (f"**{cfg.name}**: comparison of {strategies} on seeds "
+                f"{', '.join(map(str, cfg.compare.seeds))}, {cfg.objective.direction} "
+                f"{cfg.objective.property}, {cfg.budget.oracle_calls} calls per run. "
+                f"The child runs are below this run in the runs table.")
+        run_id = tracker.start(state.get("parent_run_id"),
+                               run_name=f"{cfg.name}: comparison of {strategies}",
                                params=params,
                                tags={"bodisc.compare": cfg.name,
                                      "bodisc.compare.root": str(self.root),
                                      "bodisc.compare.file": str(Path(self.config_file)
-                                                                .resolve())})
+                                                                .resolve()),
+                                     "mlflow.note.content": note},
+                               view=shared_view(*runs_table_columns(cfg)))
+        if run_id is not None:
+            tracker.log_artifact(Path(self.config_file))
         if run_id and run_id != state.get("parent_run_id"):
             self._save_state({**state, "parent_run_id": run_id})
         return tracker
@@ -499,9 +523,13 @@ class Comparison:
         pd.DataFrame([r.__dict__ for r in results]).to_csv(runs_csv, index=False)
         summary_csv = self.root / "summary.csv"
         pd.DataFrame(table).to_csv(summary_csv, index=False)
-        metrics = {f"{row['strategy']}.{k}": row[k] for row in table
+        metrics = {f"final/{row['strategy']}.{k}": row[k] for row in table
                    for k in ("best_mean", "best_std", "auc_mean", "auc_std")}
-        parent.log_metrics(metrics, step=0)
+        calls = sum(r.calls for r in results)
+        # once per finished comparison: a restart with nothing new logs nothing twice
+        if self._state().get("final_logged_calls") != calls and parent.log_metrics(metrics,
+                                                                                  step=calls):
+            self._save_state({**self._state(), "final_logged_calls": calls})
         parent.log_artifact(runs_csv)
         parent.log_artifact(summary_csv)
         if report:
@@ -513,6 +541,8 @@ class Comparison:
                 self.message(f"report: {pages[0]}")
         parent.end("FINISHED")
         self.parent_run_id = parent.run_id
+        self.parent_experiment_id = parent.experiment_id
+        self.parent_uri = parent.uri
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], unit: str = "") -> str:

@@ -51,10 +51,11 @@ def test_campaign_runs_and_reports(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     assert run.data.params["acquisition.name"] == "logei"
-    assert run.data.metrics["calls_used"] == 10
-    history = client.get_metric_history(run.info.run_id, "best_so_far")
+    assert run.data.metrics["iteration/calls_used"] == 10
+    history = client.get_metric_history(run.info.run_id, "call/best_so_far")
     assert sorted(m.step for m in history) == list(range(1, 11))  # per oracle call
-    assert len(client.get_metric_history(run.info.run_id, "calls_used")) == 3  # iterations
+    iterations = client.get_metric_history(run.info.run_id, "iteration/calls_used")
+    assert len(iterations) == 3
     arts = [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "results.csv" in arts
 

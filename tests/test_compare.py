@@ -123,7 +123,7 @@ def test_mlflow_parent_and_child_runs_with_per_call_metrics(tiny_comparison):
     assert set(children["params.acquisition"]) == {"logei", "random"}
     assert set(children["params.surrogate"]) == {"gp"}
     for key in ("best_so_far", "top10_mean", "top10_auc"):
-        assert children[f"metrics.{key}"].notna().all(), key
+        assert children[f"metrics.call/{key}"].notna().all(), key
     assert (children["status"] == "FINISHED").all()
     assert parents["status"].iloc[0] == "FINISHED"
 
@@ -131,7 +131,7 @@ def test_mlflow_parent_and_child_runs_with_per_call_metrics(tiny_comparison):
     root = tiny_comparison["root"]
     for _, child in children.iterrows():
         run_id = child["run_id"]
-        history = client.get_metric_history(run_id, "top10_auc")
+        history = client.get_metric_history(run_id, "call/top10_auc")
         assert sorted(m.step for m in history) == list(range(1, BUDGET + 1))
         label = child["tags.bodisc.compare.label"]
         rows = store_jobs(root / label / "store.sqlite")
@@ -140,7 +140,7 @@ def test_mlflow_parent_and_child_runs_with_per_call_metrics(tiny_comparison):
         calls = [(key, v) for (_, _, key), v in zip(rows, values, strict=True)]
         last = max(history, key=lambda m: m.step).value
         assert last == pytest.approx(top_k_auc(calls, BUDGET))
-        best = client.get_metric_history(run_id, "best_so_far")
+        best = client.get_metric_history(run_id, "call/best_so_far")
         assert max(best, key=lambda m: m.step).value == pytest.approx(
             max(v for v in values if v is not None))
         arts = {a.path for a in client.list_artifacts(run_id)}
@@ -148,7 +148,7 @@ def test_mlflow_parent_and_child_runs_with_per_call_metrics(tiny_comparison):
     parent_arts = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert {"report/report.html", "report/best_so_far.png", "report/top10_auc.png",
             "report/search_map.png"} <= parent_arts
-    assert "logei.auc_mean" in client.get_run(parent_id).data.metrics
+    assert "final/logei.auc_mean" in client.get_run(parent_id).data.metrics
 
 
 def test_rerun_skips_finished_runs_and_computes_nothing(tiny_comparison):
@@ -159,6 +159,38 @@ def test_rerun_skips_finished_runs_and_computes_nothing(tiny_comparison):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("finished, skipped") == 4
     assert ledger.read_text() == before
+    # the parent's and the children's final figures were logged once, not again
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tiny_comparison["mlflow"])
+    exp = client.get_experiment_by_name("tiny")
+    for run in client.search_runs([exp.experiment_id]):
+        finals = [k for k in run.data.metrics if k.startswith("final/")]
+        assert finals, run.info.run_name
+        for key in finals:
+            assert len(client.get_metric_history(run.info.run_id, key)) == 1, key
+
+
+def test_the_comparison_prints_links_and_names_its_runs(tiny_comparison):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tiny_comparison["mlflow"])
+    exp = client.get_experiment_by_name("tiny")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    out = tiny_comparison["out"]
+    base = f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}"
+    assert f"MLflow run: {base}/runs/{parent.info.run_id}/model-metrics?" in out
+    assert f"MLflow runs table: {base}/runs?workflowType=machine_learning" in out
+    assert parent.info.run_id in out.split("MLflow runs table:")[1]  # filtered to it
+    assert parent.info.run_name == "tiny: comparison of logei, random"
+    assert "seeds 1, 2" in parent.data.tags["mlflow.note.content"]
+    names = sorted(r.info.run_name for r in runs if r.info.run_id != parent.info.run_id)
+    assert names == ["logei-s1 (logei/gp)", "logei-s2 (logei/gp)", "random-s1 (random/gp)",
+                     "random-s2 (random/gp)"]
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "campaign.toml" in arts
 
 
 def test_parallel_runs_pick_the_same_molecules_as_sequential_ones(tiny_comparison, tmp_path):

@@ -1,8 +1,12 @@
 """What a campaign sends to MLflow and writes for people, from its store alone.
 
 Complete iterations go to MLflow in order, each marked in the store once it went out, so
-a run that lost its tracking server catches up on the next start; at the end the results
-and extrapolation tables become CSV and JSON files and MLflow artifacts.
+a run that lost its tracking server catches up on the next start. Metric names carry the
+meaning of their step: ``iteration/...`` at the iteration, ``call/...`` at the oracle
+call, ``final/...`` once per finished campaign (a restart logs them again only if more
+calls were made). Every :data:`MOLECULES_EVERY` iterations and at the end the best
+molecules go out as a sorted CSV and a picture; at the end the results and extrapolation
+tables become CSV and JSON files and MLflow artifacts.
 """
 
 from __future__ import annotations
@@ -16,36 +20,70 @@ from bodisc.failpoints import failpoint
 from bodisc.loop import diagnostics
 from bodisc.loop.features import Featuriser
 from bodisc.store import CampaignStore
+from bodisc.tracking.mlflow_tracker import CALL, FINAL, ITERATION
+
+#: Iterations between two uploads of the best molecules (table and picture).
+MOLECULES_EVERY = 5
 
 
-def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser, budget: int,
-                   sign: float) -> None:
+def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser,
+                   config: CampaignConfig, sign: float) -> None:
     """Send every complete iteration not yet logged to MLflow (in order).
 
-    Per-iteration metrics take the iteration as their step; the best so far and the
-    top-10 figures after every oracle call, and the extrapolation records, take the call.
+    Per-iteration metrics (``iteration/...``) take the iteration as their step; the best
+    so far, the top-10 figures (``call/...``) and the extrapolation records
+    (``call/extrapolation...``) take the oracle call. ``call/top10_auc`` is the area
+    under the top-10 mean so far divided by the calls so far (an average, not a ramp);
+    the budget-wide figure is ``final/top10_auc``.
     """
     if not tracker.ok:
         return
+    budget = config.budget.oracle_calls
     curve: list[tuple[int, Any]] | None = None
     for row in store.iterations():
         if row["status"] != "complete" or row["logged"]:
             continue
         it = row["iteration"]
-        per_iteration = {k: v for k, v in row["metrics"].items() if k != "best_so_far"}
+        per_iteration = {f"{ITERATION}{k}": v for k, v in row["metrics"].items()
+                         if k != "best_so_far"}
         if not tracker.log_metrics(per_iteration, step=it):
             return
         if curve is None:
             curve = diagnostics.call_curve(store, budget, sign)
-        if not tracker.log_metrics_at([(m.call, m.as_dict()) for i, m in curve if i == it]):
+        at_calls = []
+        for call, (i, m) in enumerate(curve, 1):
+            if i == it:
+                values = m.as_dict()
+                if "top10_auc" in values:
+                    values["top10_auc"] = values["top10_auc"] * budget / call
+                at_calls.append((call, {f"{CALL}{k}": v for k, v in values.items()}))
+        if not tracker.log_metrics_at(at_calls):
             return
         failpoint("mlflow")
         for rec in diagnostics.extrapolation_records(store, features, it, row):
             step = rec.pop("call")
-            if not tracker.log_metrics({f"extrapolation.{k}": v for k, v in rec.items()},
+            if not tracker.log_metrics({f"{CALL}extrapolation.{k}": v for k, v in rec.items()},
                                        step=step):
                 return
+        if it % MOLECULES_EVERY == 0:
+            log_molecules(store, config, tracker, sign)
         store.mark_logged(it)
+
+
+def log_molecules(store: CampaignStore, config: CampaignConfig, tracker: Any,
+                  sign: float) -> None:
+    """Write and upload the best molecules: the sorted CSV and the picture.
+
+    The picture also goes out as the time-stepped image ``best_molecules`` (step: the
+    oracle calls so far), which MLflow shows among the run's charts.
+    """
+    from bodisc.tracking.molecules import write_best
+
+    csv, png = write_best(store, config, sign, config.path("export_csv").parent)
+    tracker.log_artifact(csv)
+    if png is not None:
+        tracker.log_artifact(png)
+        tracker.log_image(png, "best_molecules", step=store.calls_used())
 
 
 def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features: Featuriser,
@@ -76,8 +114,66 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
                                     [j.value for j in done])
     path = csv.with_name("extrapolation_summary.json")
     path.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
-    tracker.log_metrics({f"extrapolation.{k}": v for k, v in summary.items()},
-                        step=store.calls_used())
     tracker.log_artifact(path)
     done.sort(key=lambda j: (-sign * j.value, j.iteration, j.rank))
-    return [(j.smiles, float(j.value), j.iteration) for j in done[:top]], csv
+    best = [(j.smiles, float(j.value), j.iteration) for j in done[:top]]
+    calls = store.calls_used()
+    if tracker.ok and store.get_meta("mlflow_final_calls") != str(calls):
+        # once per finished campaign: a restart with nothing new logs nothing twice
+        log_molecules(store, config, tracker, sign)
+        final = {"best": best[0][1] if best else None, "calls": calls,
+                 "failures": sum(1 for _ in store.jobs("failed")),
+                 **final_figures(store, config, sign),
+                 **{f"extrapolation.{k}": v for k, v in summary.items()}}
+        if tracker.log_metrics({f"{FINAL}{k}": v for k, v in final.items()}, step=calls):
+            store.set_meta("mlflow_final_calls", str(calls))
+    if tracker.ok:
+        tracker.set_tags({"mlflow.note.content": describe(config, calls, best)})
+    return best, csv
+
+
+def final_figures(store: CampaignStore, config: CampaignConfig, sign: float
+                  ) -> dict[str, float | None]:
+    """The campaign's top-10 mean and PMO top-10 AUC over its whole budget."""
+    from bodisc.metrics import per_call_metrics, top_k_auc
+
+    calls = [(j.inchikey, j.value if j.status == "done" else None) for j in store.jobs()]
+    budget = config.budget.oracle_calls
+    curve = per_call_metrics(calls, budget, sign > 0)
+    return {"top10_mean": curve[-1].top10_mean if curve else None,
+            "top10_auc": top_k_auc(calls, budget, sign > 0) if calls else None}
+
+
+def runs_table_columns(config: CampaignConfig) -> tuple[list[str], str, bool]:
+    """The runs table's columns, sort column and order for the experiment's shared view.
+
+    The best value, top-10 AUC and calls of each run beside what distinguishes runs
+    (acquisition, surrogate, seed), best run first.
+    """
+    from bodisc.tracking.mlflow_tracker import column
+
+    metrics = [f"{CALL}best_so_far", f"{FINAL}best", f"{FINAL}top10_auc", f"{FINAL}calls"]
+    params = ["acquisition.name", "surrogate.kind", "random_seed"]
+    columns = ([column("metrics", m) for m in metrics]
+               + [column("params", p) for p in params])
+    return columns, column("metrics", f"{FINAL}best"), config.objective.direction == "minimize"
+
+
+def describe(config: CampaignConfig, calls: int | None = None,
+             best: list[tuple[str, float, int]] | None = None) -> str:
+    """The run's description (MLflow's ``mlflow.note.content``, Markdown).
+
+    What is sought with which oracle and budget; with ``best``, the best molecule so far.
+    """
+    obj = config.objective
+    unit = f" {obj.unit}" if obj.unit else ""
+    lines = [f"**{config.name}**: {obj.direction} {obj.property}{unit and f' ({obj.unit})'}"
+             f" with oracle `{config.oracle.name}`, {config.acquisition.name} on a "
+             f"{config.surrogate.kind} surrogate, budget {config.budget.oracle_calls} calls,"
+             f" seed {config.random_seed}."]
+    if calls is not None:
+        lines.append(f"\n{calls} calls made.")
+    if best:
+        smiles, value, it = best[0]
+        lines.append(f" Best: `{smiles}` = {value:.4g}{unit} (iteration {it}).")
+    return "".join(lines)

@@ -7,19 +7,43 @@ plain-file backend by default). Open the UI with::
     mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db
 
 One MLflow run per campaign; its id is kept in the campaign store, so a resumed campaign
-continues the same run. Nothing in the campaign depends on MLflow: every call here is
+continues the same run. The experiment is tagged as model training (MLflow 3 otherwise
+opens it in its GenAI view) and carries a shared view of the runs table with the
+campaign's figures as columns; :func:`run_link` and :func:`experiment_link` are the
+addresses the CLI prints. Nothing in the campaign depends on MLflow: every call here is
 guarded, a failure is reported once through ``warn`` and the caller keeps what was not
 logged (``iterations.logged`` in the store) to send it on the next start.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
+import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+#: Address of ``mlflow ui`` when it is started as :func:`ui_command` says; the
+#: ``BODISC_MLFLOW_UI`` environment variable names another (e.g. a forwarded port).
+DEFAULT_UI = "http://127.0.0.1:5000"
+
+#: The experiment tag by which MLflow 3's UI shows an experiment as model training
+#: (runs, charts) rather than GenAI (traces); and the query parameter that its newer
+#: sidebar reads instead (``workflowType``).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+WORKFLOW_QUERY = "workflowType=machine_learning"
+
+#: Name of the shared view of the runs table that the printed experiment link opens
+#: (stored as the experiment tag ``mlflow.sharedViewState.<name>``).
+SHARED_VIEW = "bodisc"
+
+#: Metric name prefixes: one meaning of "step" per prefix (MLflow groups charts by it).
+CALL, ITERATION, FINAL = "call/", "iteration/", "final/"
 
 
 def tracking_uri(mlruns: Path) -> str:
@@ -28,8 +52,74 @@ def tracking_uri(mlruns: Path) -> str:
 
 
 def ui_command(mlruns: Path) -> str:
-    """The shell command that opens the MLflow UI on ``mlruns``."""
-    return f"mlflow ui --backend-store-uri {tracking_uri(mlruns)}"
+    """The shell command that opens the MLflow UI on ``mlruns`` (at :data:`DEFAULT_UI`)."""
+    return f"mlflow ui --backend-store-uri {tracking_uri(mlruns)} --port 5000"
+
+
+def ui_address(uri: str) -> str:
+    """The web address of the MLflow UI for tracking URI ``uri``.
+
+    A tracking server serves its UI at its own address; a local store is shown by
+    ``mlflow ui`` at :data:`DEFAULT_UI` unless ``BODISC_MLFLOW_UI`` says otherwise.
+    """
+    if uri.startswith(("http://", "https://")):
+        return uri.rstrip("/")
+    return os.environ.get("BODISC_MLFLOW_UI", DEFAULT_UI).rstrip("/")
+
+
+def run_link(uri: str, experiment_id: str, run_id: str, tab: str = "model-metrics") -> str:
+    """The UI address of a run's charts (``tab``) in the model-training view."""
+    return (f"{ui_address(uri)}/#/experiments/{experiment_id}/runs/{run_id}/{tab}"
+            f"?{WORKFLOW_QUERY}")
+
+
+def experiment_link(uri: str, experiment_id: str, parent_run_id: str | None = None) -> str:
+    """The UI address of an experiment's runs table, in bodisc's shared view.
+
+    With ``parent_run_id`` the table is filtered to that comparison's runs.
+    """
+    query = f"{WORKFLOW_QUERY}&viewStateShareKey={SHARED_VIEW}"
+    if parent_run_id:
+        query += "&searchFilter=" + quote(f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    return f"{ui_address(uri)}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def shared_view(columns: Sequence[str], order_by: str | None = None,
+                ascending: bool = False) -> str:
+    """The runs-table view state (JSON) that shows ``columns`` (canonical column keys).
+
+    MLflow's UI names a column ``metrics.`key``` (``params``, ``tags``, ``attributes``);
+    it reads this state from the experiment tag ``mlflow.sharedViewState.<name>``.
+    """
+    state: dict[str, Any] = {"selectedColumns": list(columns)}
+    if order_by:
+        state.update(orderByKey=order_by, orderByAsc=ascending)
+    return json.dumps(state)
+
+
+def column(kind: str, key: str) -> str:
+    """MLflow's canonical runs-table column key, e.g. ``metrics.`final/best```."""
+    return f"{kind}.`{key}`"
+
+
+@functools.cache
+def provenance_tags() -> dict[str, str]:
+    """The bodisc version and, in a git checkout, its commit (MLflow's source tag)."""
+    from bodisc import __version__
+
+    tags = {"bodisc.version": __version__}
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                 capture_output=True, text=True, timeout=5, check=True)
+            commit = out.stdout.strip()
+            if len(commit) == 40:
+                tags["mlflow.source.git.commit"] = commit
+                tags["bodisc.git_commit"] = commit
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return tags
 
 
 class Tracker:
@@ -47,6 +137,7 @@ class Tracker:
         self.mlruns = Path(mlruns).resolve()
         self.uri = uri or tracking_uri(self.mlruns)
         self.experiment = experiment
+        self.experiment_id: str | None = None
         self.run_id: str | None = None
         self._warn = warn
         self._warned = False
@@ -65,8 +156,17 @@ class Tracker:
                        f"on and logs the missing records when tracking works again")
 
     def start(self, run_id: str | None, run_name: str, params: Mapping[str, Any],
-              tags: Mapping[str, str]) -> str | None:
-        """Continue run ``run_id`` or create a new one; returns the run id or ``None``."""
+              tags: Mapping[str, str], view: str | None = None) -> str | None:
+        """Continue run ``run_id`` or create a new one; returns the run id or ``None``.
+
+        Args:
+            run_id: The run to continue (``None``: create one).
+            run_name: Name of a new run.
+            params: Params of a new run (a continued run keeps its own).
+            tags: Tags of a new run; on a continued run they are set again (a
+                description or a resolved setting may have changed).
+            view: The experiment's shared runs-table view (:func:`shared_view`).
+        """
         # A tracking server that is down must cost seconds, not MLflow's default minutes
         # of retries with back-off; the user's own settings win.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -91,15 +191,26 @@ class Tracker:
                 )
             else:
                 exp_id = exp.experiment_id
+            existing = {} if exp is None else exp.tags
+            wanted = {EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1]}
+            if view is not None:
+                wanted[f"mlflow.sharedViewState.{SHARED_VIEW}"] = view
+            for key, value in wanted.items():
+                if existing.get(key) != value:
+                    client.set_experiment_tag(exp_id, key, value)
+            all_tags = {**provenance_tags(), **tags}
             if run_id is not None:
                 client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                from mlflow.entities import RunTag
+
+                client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
             else:
-                run = client.create_run(exp_id, run_name=run_name, tags=dict(tags))
+                run = client.create_run(exp_id, run_name=run_name, tags=all_tags)
                 run_id = run.info.run_id
                 items = [Param(k, _param_text(v)) for k, v in sorted(params.items())]
                 for i in range(0, len(items), 100):
                     client.log_batch(run_id, params=items[i : i + 100])
-            self._client, self.run_id = client, run_id
+            self._client, self.run_id, self.experiment_id = client, run_id, exp_id
             return run_id
         except Exception as exc:  # noqa: BLE001 - tracking must never stop a campaign
             self._fail("start", exc)
@@ -138,13 +249,35 @@ class Tracker:
             self._fail("log_artifact", exc)
             return False
 
+    def log_image(self, path: Path, key: str, step: int) -> bool:
+        """Log a PNG as a time-stepped image ``key`` (an image chart in the run's charts)."""
+        if not self.ok:
+            return False
+        try:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                self._client.log_image(self.run_id, image.convert("RGB"), key=key,
+                                       step=int(step))
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self._fail("log_image", exc)
+            return False
+
+    def link(self) -> str | None:
+        """The UI address of this run's charts, once it has started."""
+        if self.run_id is None or self.experiment_id is None:
+            return None
+        return run_link(self.uri, self.experiment_id, self.run_id)
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run (best effort)."""
         if not self.ok:
             return
         try:
-            for k, v in tags.items():
-                self._client.set_tag(self.run_id, k, v)
+            from mlflow.entities import RunTag
+
+            self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         except Exception as exc:  # noqa: BLE001
             self._fail("set_tag", exc)
 

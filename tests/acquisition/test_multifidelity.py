@@ -264,9 +264,9 @@ def test_multifidelity_campaign_labels_per_oracle_and_resumes_without_recomputin
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny_mf").experiment_id])
-    assert run.data.metrics["calls_target"] == 6
-    assert run.data.metrics["calls_cheap"] == calls[CHEAP]
-    assert run.data.metrics["cost"] == pytest.approx(calls[CHEAP] * 1.0 + 6 * 5.0)
-    assert run.data.metrics["best_so_far"] == pytest.approx(
+    assert run.data.metrics["iteration/calls_target"] == 6
+    assert run.data.metrics["iteration/calls_cheap"] == calls[CHEAP]
+    assert run.data.metrics["iteration/cost"] == pytest.approx(calls[CHEAP] * 1.0 + 6 * 5.0)
+    assert run.data.metrics["call/best_so_far"] == pytest.approx(
         max(v for f, _, _, st, v, _ in rows if f == TARGET and st == "done"))
     assert "6 target" in out and "cheap" in out

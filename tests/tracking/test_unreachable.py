@@ -26,6 +26,6 @@ def test_campaign_survives_unreachable_tracking_and_catches_up(tiny_campaign, tm
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
-    steps = [m.step for m in client.get_metric_history(run.info.run_id, "calls_used")]
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "iteration/calls_used")]
     # iterations 0 and 1 ran while tracking was down, 2 afterwards: all three are logged
     assert steps == [0, 1, 2]

@@ -17,14 +17,22 @@ so a report can be made again at any time. Figures (matplotlib, Agg):
 
 ``report.html`` holds the tables and every figure embedded as base64. The figures are
 logged as MLflow artifacts (``report/``) of the campaign's run or the comparison's parent.
+Numbers are right-aligned with a fixed number of decimals per column and ``n/a`` where a
+figure does not apply; MLflow run ids link to the MLflow UI when its address is known
+(:func:`run_link`); the best molecules carry their structural flags
+(:func:`bodisc.chem.alerts.flags`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
+import io
 import json
-from collections.abc import Callable, Sequence
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +85,9 @@ class ReportData:
         descriptor_names: Names of the descriptor columns of ``RunData.features``.
         mlflow_uri: Tracking URI to log the figures to.
         mlflow_run_id: Run that receives the figures (campaign run or comparison parent).
+        mlflow_experiments: Experiment id per MLflow run id, where already known (the
+            page asks MLflow for the others, to link each run).
+        mlflow_ui: Address of the MLflow UI (default: see :func:`run_link`).
     """
 
     title: str
@@ -84,6 +95,8 @@ class ReportData:
     descriptor_names: tuple[str, ...] = ()
     mlflow_uri: str | None = None
     mlflow_run_id: str | None = None
+    mlflow_experiments: dict[str, str] = field(default_factory=dict)
+    mlflow_ui: str | None = None
 
     @property
     def config(self) -> CampaignConfig:
@@ -237,7 +250,8 @@ def load_mlflow_run(run_id: str, tracking_uri: str | None = None) -> ReportData:
     if "bodisc.store" in tags:
         data = load_run(Path(tags["bodisc.store"]), tags.get("bodisc.compare.label"),
                         tags.get("strategy"), _int(tags.get("seed")))
-        return ReportData(data.label, [data], _descriptor_names(data.config), uri, run_id)
+        return ReportData(data.label, [data], _descriptor_names(data.config), uri, run_id,
+                          {run_id: run.info.experiment_id})
     if "bodisc.compare.root" in tags:
         from bodisc.runtime.cache import ResultCache
 
@@ -254,8 +268,10 @@ def load_mlflow_run(run_id: str, tracking_uri: str | None = None) -> ReportData:
         if not runs:
             raise BodiscError(f"MLflow run {run_id}: no child run with a store on this machine")
         runs.sort(key=lambda r: (r.strategy, r.seed))
+        known = {c.info.run_id: c.info.experiment_id for c in children}
+        known[run_id] = run.info.experiment_id
         return ReportData(f"{tags['bodisc.compare']}: {len(runs)} runs", runs,
-                          _descriptor_names(runs[0].config), uri, run_id)
+                          _descriptor_names(runs[0].config), uri, run_id, known)
     raise BodiscError(f"MLflow run {run_id} is neither a bodisc campaign nor a comparison")
 
 
@@ -273,6 +289,124 @@ def _descriptor_names(config: CampaignConfig) -> tuple[str, ...]:
     from bodisc.descriptors import default_descriptors
 
     return tuple(config.descriptors.names or default_descriptors())
+
+
+# -- links to the MLflow UI ---------------------------------------------------------------
+#: Where ``mlflow ui`` serves by default: links for a local store (``sqlite:``,
+#: ``file:``) point here, and work while ``mlflow ui --backend-store-uri URI`` runs.
+#: The environment variable ``BODISC_MLFLOW_UI`` names another (e.g. a forwarded port).
+DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
+
+
+def _is_http(uri: str | None) -> bool:
+    return bool(uri) and str(uri).lower().startswith(("http://", "https://"))
+
+
+def _is_local_store(uri: str | None) -> bool:
+    return bool(uri) and str(uri).lower().startswith(("sqlite:", "file:"))
+
+
+def mlflow_ui_address(uri: str | None, ui_address: str | None = None) -> str | None:
+    """The address of the MLflow UI that shows the runs of a tracking URI.
+
+    Args:
+        uri: The tracking URI.
+        ui_address: An address given by the user; wins when set.
+
+    Returns:
+        ``ui_address``; else the URI itself for an ``http(s)://`` tracking server (it
+        serves the UI; without user name and password, which must not end up in a page);
+        else the environment variable ``BODISC_MLFLOW_UI``; else
+        :data:`DEFAULT_UI_ADDRESS` for a local ``sqlite:`` or ``file:`` store; else
+        ``None`` (e.g. ``databricks``, a database server).
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    if ui_address:
+        return ui_address.rstrip("/")
+    if _is_http(uri):
+        parts = urlsplit(str(uri))
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+    if os.environ.get("BODISC_MLFLOW_UI"):
+        return os.environ["BODISC_MLFLOW_UI"].rstrip("/")
+    if _is_local_store(uri):
+        return DEFAULT_UI_ADDRESS
+    return None
+
+
+def run_link(uri: str | None, experiment_id: str | None, run_id: str | None,
+             ui_address: str | None = None) -> str | None:
+    """The MLflow UI's page of a run, or ``None`` when it cannot be known.
+
+    ``workflowType=machine_learning`` makes the UI (MLflow 3) open its model-training
+    view of the run rather than its GenAI view.
+
+    Args:
+        uri: The tracking URI the run is in.
+        experiment_id: The run's experiment id (``None``: no link).
+        run_id: The run id (``None`` or empty: no link).
+        ui_address: The UI's address, if the user gave one (see :func:`mlflow_ui_address`).
+
+    Returns:
+        ``{address}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning``,
+        or ``None`` without a run id, an experiment id or an address.
+    """
+    from urllib.parse import quote
+
+    address = mlflow_ui_address(uri, ui_address)
+    if not run_id or not experiment_id or address is None:
+        return None
+    return (f"{address}/#/experiments/{quote(str(experiment_id), safe='')}/runs/"
+            f"{quote(str(run_id), safe='')}?workflowType=machine_learning")
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """No retries and a short timeout for MLflow's HTTP calls, unless the user set them."""
+    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    added = [k for k in wanted if k not in os.environ]
+    for key in added:
+        os.environ[key] = wanted[key]
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def experiment_ids(uri: str | None, run_ids: Sequence[str],
+                   known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Experiment id per MLflow run id: ``known`` ones, the others asked of MLflow.
+
+    One client for all; the first failure (no server, no such run) ends the asking, so a
+    report never waits on MLflow more than once. A ``sqlite:`` store whose file does not
+    exist is not opened (opening would create it).
+
+    Args:
+        uri: The tracking URI.
+        run_ids: Run ids to look up (empty ones are skipped).
+        known: Experiment ids already known, e.g. from the run that was reported.
+
+    Returns:
+        The experiment ids found (run ids that could not be looked up are absent).
+    """
+    out = dict(known or {})
+    todo = [r for r in dict.fromkeys(run_ids) if r and r not in out]
+    if not todo or not uri:
+        return out
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return out
+    try:
+        from mlflow.tracking import MlflowClient
+
+        with _quick_http() if _is_http(uri) else contextlib.nullcontext():
+            client = MlflowClient(tracking_uri=uri)
+            for run_id in todo:
+                out[run_id] = client.get_run(run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - MLflow raises several kinds; no link then
+        pass
+    return out
 
 
 # -- figures ------------------------------------------------------------------------------
@@ -447,8 +581,21 @@ def plot_extrapolation(data: ReportData, path: Path) -> Path:
     return path
 
 
+def forbidden_substructures(data: ReportData) -> dict[str, str]:
+    """The runs' ``generator.forbidden_substructures`` as extra flags, named by their SMARTS."""
+    return {s: s for r in data.runs for s in r.config.generator.forbidden_substructures}
+
+
 def best_molecules(data: ReportData, n: int = 12) -> list[dict[str, Any]]:
-    """The ``n`` best distinct molecules over all runs, with the runs that found them."""
+    """The ``n`` best distinct molecules over all runs, with the runs that found them.
+
+    Returns:
+        Best first: ``smiles``, ``value``, ``runs`` (``"label (it N)"`` per run that
+        labelled it) and ``flags`` (names from :func:`bodisc.chem.alerts.flags`, with the
+        campaigns' forbidden substructures as extra flags).
+    """
+    from bodisc.chem.alerts import flags
+
     found: dict[str, dict[str, Any]] = {}
     for run in data.runs:
         for key, smiles, value, it in run.calls:
@@ -457,27 +604,96 @@ def best_molecules(data: ReportData, n: int = 12) -> list[dict[str, Any]]:
             row = found.setdefault(key, {"smiles": smiles, "value": value, "runs": []})
             row["runs"].append(f"{run.label} (it {it})")
     rows = sorted(found.values(), key=lambda r: -r["value"] if data.maximize else r["value"])
+    extra = forbidden_substructures(data)
+    for row in rows[:n]:
+        row["flags"] = flags(row["smiles"], extra)
     return rows[:n]
 
 
+def _font(size: int) -> Any:
+    """Matplotlib's DejaVu Sans at ``size`` px (PIL's default font if it cannot be had)."""
+    from PIL import ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (OSError, ValueError, ImportError):
+        return ImageFont.load_default()
+
+
+def _fit(draw: Any, text: str, font: Any, width: float) -> str:
+    """``text``, cut short with an ellipsis until it is at most ``width`` px wide."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "\u2026", font=font) > width:
+        text = text[:-1]
+    return text.rstrip(", ") + "\u2026"
+
+
+#: Molecules per row, pixels of one molecule and of the legend under it, in
+#: ``best_molecules.png``; the colour of the flags line.
+GRID_PER_ROW, GRID_CELL, GRID_LEGEND = 4, (260, 190), 42
+FLAG_COLOR = (170, 0, 0)
+
+
+def legend_lines(row: Mapping[str, Any], unit: str = "") -> list[str]:
+    """The legend under one molecule of ``best_molecules.png``.
+
+    Args:
+        row: A row of :func:`best_molecules`.
+        unit: The objective's unit.
+
+    Returns:
+        ``"VALUE UNIT  RUN"`` (``RUN +n``: n more runs found it), then
+        ``"flags: NAME, ..."`` if the molecule raises structural flags.
+    """
+    runs = row["runs"]
+    where = runs[0].split(" (")[0] + (f" +{len(runs) - 1}" if len(runs) > 1 else "")
+    lines = [f"{format_cell(row['value'], 3)} {unit}".rstrip() + f"  {where}"]
+    if row.get("flags"):
+        lines.append(f"flags: {', '.join(row['flags'])}")
+    return lines
+
+
 def plot_best_molecules(data: ReportData, path: Path, n: int = 12) -> Path:
-    """A grid of the best molecules drawn by RDKit, value and finder under each."""
+    """A grid of the best molecules; value, finder and structural flags under each.
+
+    The flags (:func:`best_molecules`) are a second legend line, in red, under a
+    molecule that raises any. RDKit draws the molecules (all at one scale); PIL draws
+    the legends, as RDKit's two-line legends overlap.
+    """
+    from PIL import Image, ImageDraw
     from rdkit import Chem
     from rdkit.Chem import Draw
 
     rows = best_molecules(data, n)
     unit = data.config.objective.unit
-    mols = [Chem.MolFromSmiles(r["smiles"]) for r in rows]
-    legends = []
-    for r in rows:
-        where = r["runs"][0].split(" (")[0] + (f" +{len(r['runs']) - 1}" if len(r["runs"]) > 1
-                                               else "")
-        legends.append(f"{r['value']:.2f} {unit}  {where}")
-    img = Draw.MolsToGridImage(mols, molsPerRow=4, subImgSize=(260, 210), legends=legends)
-    if hasattr(img, "save"):
-        img.save(path)
-    else:  # an IPython Image (PNG bytes)
-        Path(path).write_bytes(img.data)
+    per_row, (w, h), band = GRID_PER_ROW, GRID_CELL, GRID_LEGEND
+    if not rows:
+        page = Image.new("RGB", (per_row * w, h), "white")
+        ImageDraw.Draw(page).text((per_row * w / 2, h / 2), "no labelled molecule",
+                                  fill="black", font=_font(14), anchor="mm")
+        page.save(path)
+        return path
+    grid = Draw.MolsToGridImage([Chem.MolFromSmiles(r["smiles"]) for r in rows],
+                                molsPerRow=per_row, subImgSize=(w, h))
+    if not hasattr(grid, "crop"):  # an IPython Image (PNG bytes)
+        grid = Image.open(io.BytesIO(grid.data))
+    grid = grid.convert("RGB")
+    nrow = -(-len(rows) // per_row)
+    page = Image.new("RGB", (per_row * w, nrow * (h + band)), "white")
+    draw, font = ImageDraw.Draw(page), _font(13)
+    for i, r in enumerate(rows):
+        col, row = i % per_row, i // per_row
+        page.paste(grid.crop((col * w, row * h, (col + 1) * w, (row + 1) * h)),
+                   (col * w, row * (h + band)))
+        y = row * (h + band) + h + 2
+        for text, color in zip(legend_lines(r, unit), ((0, 0, 0), FLAG_COLOR), strict=False):
+            draw.text((col * w + w / 2, y), _fit(draw, text, font, w - 10), fill=color,
+                      font=font, anchor="ma")
+            y += 18
+    page.save(path)
     return path
 
 
@@ -599,16 +815,90 @@ def strategy_rows(data: ReportData) -> list[dict[str, Any]]:
     return summary_table([SimpleNamespace(**r) for r in run_rows(data)], data.maximize)
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.3f}" if abs(v) < 10 else f"{v:.2f}"
-        return html.escape(str(v))
+#: What a cell shows when its figure does not apply (``None``, NaN, an empty text).
+NA = "n/a"
 
-    head = "".join(f"<th>{html.escape(t)}</th>" for _, t in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r[k])}</td>" for k, _ in columns) + "</tr>"
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an HTML table.
+
+    Attributes:
+        key: The rows' key.
+        title: The heading.
+        decimals: ``None`` for text (left-aligned); otherwise the column is numeric,
+            right-aligned, with this many decimals (0: whole numbers).
+    """
+
+    key: str
+    title: str
+    decimals: int | None = None
+
+
+class Html(str):
+    """Markup a table cell shows as it is (not escaped), e.g. a link."""
+
+    __slots__ = ()
+
+
+def format_cell(value: Any, decimals: int | None = None) -> str:
+    """The text of one table cell (not HTML-escaped).
+
+    Args:
+        value: The figure or text.
+        decimals: ``None`` for text; else the decimals of a number (0: an integer).
+
+    Returns:
+        :data:`NA` for ``None``, NaN or an empty text; a number rounded to ``decimals``
+        (never ``-0.00``); text as it is.
+    """
+    if value is None:
+        return NA
+    if isinstance(value, float) and math.isnan(value):
+        return NA
+    if decimals is None:
+        return str(value) or NA
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value) or NA
+    if math.isnan(x):
+        return NA
+    text = f"{x:.{decimals}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+    """An HTML table: text columns left-aligned, numbers right-aligned (class ``num``)."""
+    def attr(col: Column) -> str:
+        return ' class="num"' if col.decimals is not None else ""
+
+    def cell(col: Column, v: Any) -> str:
+        text = v if isinstance(v, Html) else html.escape(format_cell(v, col.decimals))
+        return f"<td{attr(col)}>{text}</td>"
+
+    head = "".join(f"<th{attr(c)}>{html.escape(c.title)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(cell(c, r.get(c.key)) for c in columns) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def run_anchor(uri: str | None, experiment_id: str | None, run_id: str | None,
+               ui_address: str | None = None) -> Html | str:
+    """A run id as a link to its MLflow UI page (see :func:`run_link`), or as plain text.
+
+    A link to a local store's UI says in its ``title`` that ``mlflow ui`` must be running.
+    """
+    link = run_link(uri, experiment_id, run_id, ui_address)
+    if link is None:
+        return run_id or ""
+    if _is_local_store(uri) and not ui_address:
+        title = (f"the MLflow UI must be running at {mlflow_ui_address(uri)}: "
+                 f"mlflow ui --backend-store-uri {uri}")
+    else:
+        title = "open in the MLflow UI"
+    return Html(f'<a href="{html.escape(link)}" title="{html.escape(title)}">'
+                f"{html.escape(str(run_id))}</a>")
 
 
 _CAPTIONS = {
@@ -632,27 +922,51 @@ def write_html(data: ReportData, figures: Sequence[Path], path: Path) -> Path:
     """The self-contained page: tables, and every figure embedded as base64 PNG."""
     unit = data.config.objective.unit
     u = f" / {unit}" if unit else ""
-    strat = _table(strategy_rows(data), [
-        ("strategy", "strategy"), ("runs", "runs"), ("best_mean", f"best{u}, mean"),
-        ("best_std", "sd"), ("best_of_all", f"best{u} of all runs"),
-        ("auc_mean", f"top-10 AUC{u}, mean"), ("auc_std", "sd")])
-    runs = _table(run_rows(data), [
-        ("run", "run"), ("calls", "calls"), ("failed", "failed"), ("best", f"best{u}"),
-        ("best_smiles", "best molecule"), ("top10_auc", "top-10 AUC"),
-        ("extrapolations", "beyond training range"), ("in68", "in 68 %"),
-        ("in95", "in 95 %"), ("rmse_over_std", "RMSE / sd"), ("mlflow_run_id", "MLflow run")])
-    best = _table([{**r, "runs": ", ".join(r["runs"])} for r in best_molecules(data, 12)],
-                  [("smiles", "SMILES"), ("value", f"value{u}"), ("runs", "found by")])
+    run_ids = [r.run_id for r in data.runs if r.run_id]
+    if data.mlflow_run_id:
+        run_ids.append(data.mlflow_run_id)
+    known = data.mlflow_experiments
+    if run_ids and mlflow_ui_address(data.mlflow_uri, data.mlflow_ui):
+        known = experiment_ids(data.mlflow_uri, run_ids, known)
+
+    def anchor(run_id: str | None) -> Html | str:
+        return run_anchor(data.mlflow_uri, known.get(run_id or ""), run_id, data.mlflow_ui)
+
+    # a standard deviation over one seed does not apply
+    strat = _table([{**r, "best_std": r["best_std"] if r["runs"] > 1 else None,
+                     "auc_std": r["auc_std"] if r["runs"] > 1 else None}
+                    for r in strategy_rows(data)], [
+        Column("strategy", "strategy"), Column("runs", "runs", 0),
+        Column("best_mean", f"best{u}, mean", 3), Column("best_std", "sd", 3),
+        Column("best_of_all", f"best{u} of all runs", 3),
+        Column("auc_mean", f"top-10 AUC{u}, mean", 3), Column("auc_std", "sd", 3)])
+    runs = _table([{**r, "mlflow_run_id": anchor(r["mlflow_run_id"])} for r in run_rows(data)],
+                  [Column("run", "run"), Column("calls", "calls", 0),
+                   Column("failed", "failed", 0), Column("best", f"best{u}", 3),
+                   Column("best_smiles", "best molecule"), Column("top10_auc", "top-10 AUC", 3),
+                   Column("extrapolations", "beyond training range", 0),
+                   Column("in68", "in 68 %", 2), Column("in95", "in 95 %", 2),
+                   Column("rmse_over_std", "RMSE / sd", 2),
+                   Column("mlflow_run_id", "MLflow run")])
+    best = _table([{**r, "runs": ", ".join(r["runs"]),
+                    "flags": ", ".join(r["flags"]) or "none"} for r in best_molecules(data, 12)],
+                  [Column("smiles", "SMILES"), Column("value", f"value{u}", 3),
+                   Column("flags", "structural flags"), Column("runs", "found by")])
     nan = float("nan")
-    extrap = _table([{"strategy": k, "count": int(v["count"]), "in68": v.get("in68", nan),
+    extrap = _table([{"strategy": k, "count": v["count"], "in68": v.get("in68", nan),
                       "in95": v.get("in95", nan), "rmse": v.get("rmse", nan),
                       "rmse_over_std": v.get("rmse_over_std", nan),
                       "mean_abs_z": v.get("mean_abs_z", nan)}
                      for k, v in extrapolation_summaries(data).items()],
-                    [("strategy", "strategy"), ("count", "labels beyond training range"),
-                     ("in68", "share in 68 % interval"), ("in95", "share in 95 % interval"),
-                     ("rmse", f"RMSE{u}"), ("rmse_over_std", "RMSE / sd of labels"),
-                     ("mean_abs_z", "mean |z|")])
+                    [Column("strategy", "strategy"),
+                     Column("count", "labels beyond training range", 0),
+                     Column("in68", "share in 68 % interval", 2),
+                     Column("in95", "share in 95 % interval", 2),
+                     Column("rmse", f"RMSE{u}", 3),
+                     Column("rmse_over_std", "RMSE / sd of labels", 2),
+                     Column("mean_abs_z", "mean |z|", 2)])
+    report_run = (f" MLflow run: {anchor(data.mlflow_run_id)}." if data.mlflow_run_id
+                  else "")
     figs = []
     for fig in figures:
         b64 = base64.b64encode(Path(fig).read_bytes()).decode("ascii")
@@ -665,15 +979,16 @@ def write_html(data: ReportData, figures: Sequence[Path], path: Path) -> Path:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: right; }}
-th {{ background: #f2f2f2; }} td:first-child {{ text-align: left; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; }}
+th {{ background: #f2f2f2; }}
+th.num, td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }}
 figcaption {{ font-size: 0.85em; color: #555; }}
 </style></head><body>
 <h1>{html.escape(data.title)}</h1>
 <p>{html.escape(cfg.objective.direction)} {html.escape(cfg.objective.property)}
 ({html.escape(cfg.oracle.name)}), budget {cfg.budget.oracle_calls} oracle calls per run,
-batch {cfg.acquisition.batch_size}, {len(data.runs)} run(s).</p>
+batch {cfg.acquisition.batch_size}, {len(data.runs)} run(s).{report_run}</p>
 <h2>Strategies</h2>{strat}
 <h2>Runs</h2>{runs}
 <h2>Extrapolation: predictions beyond the training range</h2>{extrap}
@@ -682,6 +997,9 @@ descriptors) and largest Tanimoto similarity to it is in the run's
 <code>extrapolation.csv</code> (MLflow artifact).</p>
 <h2>Figures</h2>{''.join(figs)}
 <h2>Best molecules</h2>{best}
+<p>Structural flags: unstable, explosive, reactive or toxic groups
+(<code>bodisc.chem.alerts</code>) and the campaign's own
+<code>generator.forbidden_substructures</code> (named by their SMARTS).</p>
 </body></html>
 """
     path.write_text(page)
@@ -728,7 +1046,8 @@ def log_report(data: ReportData, paths: Sequence[Path], message: Callable[[str],
 
 def make_report(target: str, out: Path | None = None, overrides: dict[str, Any] | None = None,
                 tracking_uri: str | None = None, log_mlflow: bool = True,
-                message: Callable[[str], None] = print) -> list[Path]:
+                message: Callable[[str], None] = print, mlflow_ui: str | None = None
+                ) -> list[Path]:
     """``bodisc report``: load a campaign, comparison or MLflow run; write; log.
 
     Args:
@@ -740,6 +1059,9 @@ def make_report(target: str, out: Path | None = None, overrides: dict[str, Any] 
             ``./mlruns`` for a run id).
         log_mlflow: Log the files as artifacts.
         message: Receives one-line messages.
+        mlflow_ui: Address of the MLflow UI the page links runs to (default: the
+            tracking URI for an ``http(s)`` server, :data:`DEFAULT_UI_ADDRESS` for a local
+            store; see :func:`mlflow_ui_address`).
 
     Returns:
         The files written.
@@ -766,6 +1088,7 @@ def make_report(target: str, out: Path | None = None, overrides: dict[str, Any] 
     else:
         raise ConfigError(target, "(target)", target,
                           "not a campaign file (.toml) nor an MLflow run id (hex)")
+    data.mlflow_ui = mlflow_ui or data.mlflow_ui
     paths = build_report(data, out or default)
     if log_mlflow:
         log_report(data, paths, message)

@@ -13,8 +13,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bodisc.report import FIGURES, make_report, pca_2d
+from bodisc.config import load_campaign
+from bodisc.report import (
+    DEFAULT_UI_ADDRESS,
+    FIGURES,
+    FLAG_COLOR,
+    GRID_CELL,
+    GRID_LEGEND,
+    NA,
+    ReportData,
+    RunData,
+    best_molecules,
+    format_cell,
+    legend_lines,
+    make_report,
+    mlflow_ui_address,
+    pca_2d,
+    plot_best_molecules,
+    run_link,
+    write_html,
+)
 from tests.test_compare import tiny_comparison  # noqa: F401 - the shared session fixture
+
+UI_QUERY = "?workflowType=machine_learning"
 
 
 def check_png(path: Path) -> tuple[int, int]:
@@ -49,6 +70,13 @@ def test_comparison_report_files(tiny_comparison):  # noqa: F811
         assert width > 300 and height > 200, name
     text = check_html(out / "report.html", ["logei", "random"])
     assert "logei-s2" in text and "top-10 AUC" in text
+    # a sqlite store: each run id links to the default ``mlflow ui`` address, the
+    # experiment id asked of the store
+    links = re.findall(r'<a href="([^"]+)" title="the MLflow UI must be running at ', text)
+    assert len(links) >= 4
+    address = mlflow_ui_address(tiny_comparison["mlflow"])  # BODISC_MLFLOW_UI or default
+    assert all(re.fullmatch(re.escape(address) + r"/#/experiments/\w+/runs/"
+                            r"[0-9a-f]{32}" + re.escape(UI_QUERY), link) for link in links)
 
 
 @pytest.mark.slow
@@ -63,6 +91,9 @@ def test_report_from_mlflow_run_ids_logs_artifacts(tiny_comparison, tmp_path):  
     text = check_html(tmp_path / "parent" / "report.html", ["logei", "random"])
     assert all(f"<td>{label}</td>" in text
                for label in ("logei-s1", "logei-s2", "random-s1", "random-s2"))
+    experiment = MlflowClient(uri).get_run(parent).info.experiment_id
+    assert (f'href="{mlflow_ui_address(uri)}/#/experiments/{experiment}/runs/{parent}'
+            f'{UI_QUERY}"' in text)
 
     client = MlflowClient(uri)
     (child,) = client.search_runs(
@@ -101,3 +132,120 @@ def test_report_refuses_an_unknown_target(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "not a campaign file (.toml) nor an MLflow run id" in proc.stderr
+
+
+# -- the page without a campaign: links, number formats, structural flags ----------------
+def small_report(campaign: Path, uri: str | None = None, parent: str | None = None,
+                 known: dict[str, str] | None = None) -> ReportData:
+    """Two runs of made-up calls: an N-F molecule, ethanol in both, a C-nitroso."""
+    config = load_campaign(campaign, {"generator.forbidden_substructures": ["[#6]-[#7]=[#8]"]})
+    logei = [("K1", "FN=NC=C", 3.4567, 1), ("K2", "CCO", 1.0, 0), ("K3", "CC#N", None, 1)]
+    rand = [("K2", "CCO", 1.0, 0), ("K4", "CCN=O", -0.0001, 1)]
+    runs = [RunData("logei-s1", "logei", 1, config, logei, run_id="aaa111"),
+            RunData("random-s1", "random", 1, config, rand)]
+    return ReportData("small", runs, mlflow_uri=uri, mlflow_run_id=parent,
+                      mlflow_experiments=known or {})
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_run_link_for_servers_and_local_stores(monkeypatch):
+    monkeypatch.delenv("BODISC_MLFLOW_UI", raising=False)
+    page = f"/#/experiments/3/runs/abc{UI_QUERY}"
+    assert run_link("http://mlflow.example:5000/", "3", "abc") == (
+        f"http://mlflow.example:5000{page}")
+    assert run_link("https://me:secret@host/mlflow", "3", "abc") == f"https://host/mlflow{page}"
+    assert run_link("sqlite:////x/mlruns/mlflow.db", "3", "abc") == f"{DEFAULT_UI_ADDRESS}{page}"
+    assert run_link("databricks", "3", "abc", "http://ui:8080/") == f"http://ui:8080{page}"
+    assert run_link("databricks", "3", "abc") is None
+    assert run_link("http://host:5000", None, "abc") is None
+    assert run_link("http://host:5000", "3", None) is None
+    monkeypatch.setenv("BODISC_MLFLOW_UI", "http://localhost:9999/")
+    assert run_link("sqlite:///a.db", "3", "abc") == f"http://localhost:9999{page}"
+    assert run_link("https://host", "3", "abc") == f"https://host{page}"
+
+
+def test_run_ids_link_to_the_ui_only_where_the_experiment_is_known(tiny_campaign, tmp_path):
+    uri = f"http://127.0.0.1:{closed_port()}"  # nothing answers: "ppp" stays unknown
+    data = small_report(tiny_campaign, uri, parent="ppp", known={"aaa111": "4"})
+    text = write_html(data, [], tmp_path / "report.html").read_text()
+    assert (f'<td><a href="{uri}/#/experiments/4/runs/aaa111{UI_QUERY}" '
+            f'title="open in the MLflow UI">aaa111</a></td>') in text
+    assert "MLflow run: ppp." in text and "runs/ppp" not in text
+    assert f"<td>{NA}</td></tr>" in text  # the random run was not logged to MLflow
+
+
+def test_a_local_store_is_not_created_and_its_links_say_the_ui_must_run(tiny_campaign,
+                                                                         tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.delenv("BODISC_MLFLOW_UI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    text = write_html(small_report(tiny_campaign, uri), [], tmp_path / "a.html").read_text()
+    assert "<a href" not in text and "<td>aaa111</td>" in text
+    assert not (tmp_path / "mlruns").exists()
+    data = small_report(tiny_campaign, uri, known={"aaa111": "4"})
+    text = write_html(data, [], tmp_path / "b.html").read_text()
+    assert (f'<a href="{DEFAULT_UI_ADDRESS}/#/experiments/4/runs/aaa111{UI_QUERY}" '
+            f'title="the MLflow UI must be running at {DEFAULT_UI_ADDRESS}: '
+            f'mlflow ui --backend-store-uri {uri}') in text
+
+
+@pytest.mark.parametrize(("value", "decimals", "text"), [
+    (3.45678, 3, "3.457"), (3.45678, 2, "3.46"), (7, 0, "7"), (7.6, 0, "8"),
+    (-0.0001, 3, "0.000"), (-1.5, 1, "-1.5"), (None, 3, NA), (float("nan"), 2, NA),
+    (np.float64("nan"), 2, NA), (np.int64(4), 0, "4"), ("CCO", None, "CCO"), ("", None, NA),
+    (None, None, NA), (float("nan"), None, NA)])
+def test_format_cell(value, decimals, text):
+    assert format_cell(value, decimals) == text
+
+
+def test_tables_align_text_left_and_numbers_right_with_fixed_decimals(tiny_campaign,
+                                                                       tmp_path):
+    text = write_html(small_report(tiny_campaign), [], tmp_path / "report.html").read_text()
+    assert re.search(r"th\.num, td\.num \{\{? ?text-align: right", text)
+    assert "<th>run</th>" in text and '<th class="num">calls</th>' in text
+    # runs table, logei-s1: 3 calls, 1 failed, best 3.457, no extrapolation: n/a
+    assert ('<td>logei-s1</td><td class="num">3</td><td class="num">1</td>'
+            '<td class="num">3.457</td><td>FN=NC=C</td>') in text
+    assert '<td class="num">0</td><td class="num">n/a</td><td class="num">n/a</td>' in text
+    # one seed per strategy: no standard deviation
+    assert ('<td>logei</td><td class="num">1</td><td class="num">3.457</td>'
+            '<td class="num">n/a</td>') in text
+    assert '<td class="num">0.000</td>' in text and "-0.000" not in text
+    assert not re.search(r">\s*(nan|None)\s*<", text)
+    assert not re.search(r"<td[^>]*></td>", text), "an empty cell"
+
+
+def test_best_molecules_carry_their_structural_flags(tiny_campaign, tmp_path):
+    data = small_report(tiny_campaign)
+    rows = best_molecules(data)
+    assert [(r["smiles"], r["flags"]) for r in rows] == [
+        ("FN=NC=C", ["N-F", "N=N-F"]), ("CCO", []),
+        ("CCN=O", ["N=O", "[#6]-[#7]=[#8]"])]  # the campaign's forbidden SMARTS too
+    assert legend_lines(rows[0], "D") == ["3.457 D  logei-s1", "flags: N-F, N=N-F"]
+    assert legend_lines(rows[1], "") == ["1.000  logei-s1 +1"]
+    text = write_html(data, [], tmp_path / "report.html").read_text()
+    assert "<th>structural flags</th>" in text
+    assert '<td>FN=NC=C</td><td class="num">3.457</td><td>N-F, N=N-F</td>' in text
+    assert "<td>N=O, [#6]-[#7]=[#8]</td>" in text
+    assert '<td>CCO</td><td class="num">1.000</td><td>none</td>' in text
+
+    png = plot_best_molecules(data, tmp_path / "best_molecules.png")
+    (w, h), band = GRID_CELL, GRID_LEGEND
+    with Image.open(png) as img:
+        arr = np.asarray(img.convert("RGB")).astype(int)
+    assert arr.shape[:2] == (h + band, 4 * w)
+
+    def flag_pixels(col: int) -> int:
+        legend = arr[h:, col * w:(col + 1) * w]
+        near = np.abs(legend - np.array(FLAG_COLOR)).sum(axis=2) < 60
+        return int(near.sum())
+
+    assert flag_pixels(0) > 30 and flag_pixels(2) > 30  # the red flags line
+    assert flag_pixels(1) == 0  # ethanol raises none

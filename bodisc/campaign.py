@@ -78,6 +78,7 @@ class Summary:
         stop_reason: Why the loop stopped.
         iterations: Iterations in the store.
         run_link: Web address of the MLflow run's charts (``None`` without a run).
+        molecules_link: Web address of the run's ``best_molecules.png`` in MLflow.
     """
 
     best: list[tuple[str, float, int]]
@@ -89,6 +90,7 @@ class Summary:
     stop_reason: str
     iterations: int = 0
     run_link: str | None = None
+    molecules_link: str | None = None
 
 
 def iteration_rngs(seed: int, iteration: int) -> tuple[np.random.Generator, np.random.Generator]:
@@ -814,4 +816,4 @@ class Campaign:
         failures = sum(1 for j in store.jobs("failed"))
         return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
                        self.tracker.run_id, stop_reason, len(store.iterations()),
-                       self.tracker.link())
+                       self.tracker.link(), self.tracker.link("artifacts/best_molecules.png"))

@@ -756,6 +756,8 @@ def _print_summary(console: Any, cfg: Any, summary: Any, local: bool = True) -> 
         console.print(f"best:       {best_csv} (and best_molecules.png)")
     if summary.run_id:
         console.print(f"MLflow run: {summary.run_link or summary.run_id}")
+        if summary.molecules_link:
+            console.print(f"molecules:  {summary.molecules_link}")
         if local:  # a local store: the link works once the UI runs
             console.print(f"MLflow UI:  {ui_command(cfg.path('mlruns'))} (then open the link)")
     else:

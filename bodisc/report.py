@@ -41,6 +41,8 @@ import numpy as np
 
 from bodisc.config import CampaignConfig
 from bodisc.errors import BodiscError, ConfigError
+from bodisc.tracking.mlflow_tracker import run_link as _tab_link
+from bodisc.tracking.mlflow_tracker import ui_address as mlflow_ui_address
 
 if TYPE_CHECKING:
     from bodisc.compare import Comparison
@@ -292,10 +294,7 @@ def _descriptor_names(config: CampaignConfig) -> tuple[str, ...]:
 
 
 # -- links to the MLflow UI ---------------------------------------------------------------
-#: Where ``mlflow ui`` serves by default: links for a local store (``sqlite:``,
-#: ``file:``) point here, and work while ``mlflow ui --backend-store-uri URI`` runs.
-#: The environment variable ``BODISC_MLFLOW_UI`` names another (e.g. a forwarded port).
-DEFAULT_UI_ADDRESS = "http://127.0.0.1:5000"
+# One implementation of the UI's addresses, shared with the CLI (bodisc.tracking).
 
 
 def _is_http(uri: str | None) -> bool:
@@ -306,59 +305,14 @@ def _is_local_store(uri: str | None) -> bool:
     return bool(uri) and str(uri).lower().startswith(("sqlite:", "file:"))
 
 
-def mlflow_ui_address(uri: str | None, ui_address: str | None = None) -> str | None:
-    """The address of the MLflow UI that shows the runs of a tracking URI.
-
-    Args:
-        uri: The tracking URI.
-        ui_address: An address given by the user; wins when set.
-
-    Returns:
-        ``ui_address``; else the URI itself for an ``http(s)://`` tracking server (it
-        serves the UI; without user name and password, which must not end up in a page);
-        else the environment variable ``BODISC_MLFLOW_UI``; else
-        :data:`DEFAULT_UI_ADDRESS` for a local ``sqlite:`` or ``file:`` store; else
-        ``None`` (e.g. ``databricks``, a database server).
-    """
-    from urllib.parse import urlsplit, urlunsplit
-
-    if ui_address:
-        return ui_address.rstrip("/")
-    if _is_http(uri):
-        parts = urlsplit(str(uri))
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
-    if os.environ.get("BODISC_MLFLOW_UI"):
-        return os.environ["BODISC_MLFLOW_UI"].rstrip("/")
-    if _is_local_store(uri):
-        return DEFAULT_UI_ADDRESS
-    return None
-
-
 def run_link(uri: str | None, experiment_id: str | None, run_id: str | None,
              ui_address: str | None = None) -> str | None:
-    """The MLflow UI's page of a run, or ``None`` when it cannot be known.
+    """The MLflow UI's page of a run's charts (model-training view), or ``None``.
 
-    ``workflowType=machine_learning`` makes the UI (MLflow 3) open its model-training
-    view of the run rather than its GenAI view.
-
-    Args:
-        uri: The tracking URI the run is in.
-        experiment_id: The run's experiment id (``None``: no link).
-        run_id: The run id (``None`` or empty: no link).
-        ui_address: The UI's address, if the user gave one (see :func:`mlflow_ui_address`).
-
-    Returns:
-        ``{address}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning``,
-        or ``None`` without a run id, an experiment id or an address.
+    ``None`` without a run id, an experiment id or a UI address
+    (:func:`bodisc.tracking.mlflow_tracker.ui_address`).
     """
-    from urllib.parse import quote
-
-    address = mlflow_ui_address(uri, ui_address)
-    if not run_id or not experiment_id or address is None:
-        return None
-    return (f"{address}/#/experiments/{quote(str(experiment_id), safe='')}/runs/"
-            f"{quote(str(run_id), safe='')}?workflowType=machine_learning")
+    return _tab_link(uri, experiment_id, run_id, "model-metrics", ui_address)
 
 
 @contextlib.contextmanager
@@ -1036,11 +990,15 @@ def log_report(data: ReportData, paths: Sequence[Path], message: Callable[[str],
         client = MlflowClient(tracking_uri=data.mlflow_uri)
         for path in paths:
             client.log_artifact(data.mlflow_run_id, str(path), "report")
+        experiment_id = client.get_run(data.mlflow_run_id).info.experiment_id
     except Exception as exc:  # noqa: BLE001 - the report files exist either way
         message(f"MLflow: could not log the report ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''})")
         return False
-    message(f"MLflow: report logged to run {data.mlflow_run_id}")
+    link = _tab_link(data.mlflow_uri, experiment_id, data.mlflow_run_id,
+                     "artifacts/report/report.html", data.mlflow_ui)
+    message(f"MLflow: report logged to run {data.mlflow_run_id}"
+            + (f": {link}" if link else ""))
     return True
 
 
@@ -1060,8 +1018,8 @@ def make_report(target: str, out: Path | None = None, overrides: dict[str, Any] 
         log_mlflow: Log the files as artifacts.
         message: Receives one-line messages.
         mlflow_ui: Address of the MLflow UI the page links runs to (default: the
-            tracking URI for an ``http(s)`` server, :data:`DEFAULT_UI_ADDRESS` for a local
-            store; see :func:`mlflow_ui_address`).
+            tracking URI for an ``http(s)`` server, ``http://127.0.0.1:5000`` for a
+            local store; see :func:`bodisc.tracking.mlflow_tracker.ui_address`).
 
     Returns:
         The files written.

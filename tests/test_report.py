@@ -15,7 +15,6 @@ from PIL import Image
 
 from bodisc.config import load_campaign
 from bodisc.report import (
-    DEFAULT_UI_ADDRESS,
     FIGURES,
     FLAG_COLOR,
     GRID_CELL,
@@ -33,9 +32,10 @@ from bodisc.report import (
     run_link,
     write_html,
 )
+from bodisc.tracking.mlflow_tracker import DEFAULT_UI as DEFAULT_UI_ADDRESS
 from tests.test_compare import tiny_comparison  # noqa: F401 - the shared session fixture
 
-UI_QUERY = "?workflowType=machine_learning"
+UI_QUERY = "/model-metrics?workflowType=machine_learning"
 
 
 def check_png(path: Path) -> tuple[int, int]:

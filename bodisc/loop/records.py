@@ -74,8 +74,9 @@ def log_molecules(store: CampaignStore, config: CampaignConfig, tracker: Any,
                   sign: float) -> None:
     """Write and upload the best molecules: the sorted CSV and the picture.
 
-    The picture also goes out as the time-stepped image ``best_molecules`` (step: the
-    oracle calls so far), which MLflow shows among the run's charts.
+    The picture also goes out as the time-stepped image ``molecules/best`` (step: the
+    oracle calls so far), which MLflow shows among the run's charts with a slider over
+    the steps.
     """
     from bodisc.tracking.molecules import write_best
 
@@ -83,7 +84,7 @@ def log_molecules(store: CampaignStore, config: CampaignConfig, tracker: Any,
     tracker.log_artifact(csv)
     if png is not None:
         tracker.log_artifact(png)
-        tracker.log_image(png, "best_molecules", step=store.calls_used())
+        tracker.log_image(png, "molecules/best", step=store.calls_used())
 
 
 def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features: Featuriser,

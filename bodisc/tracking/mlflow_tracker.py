@@ -56,32 +56,64 @@ def ui_command(mlruns: Path) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri(mlruns)} --port 5000"
 
 
-def ui_address(uri: str) -> str:
-    """The web address of the MLflow UI for tracking URI ``uri``.
+def ui_address(uri: str | None, given: str | None = None) -> str | None:
+    """The web address of the MLflow UI that shows the runs of tracking URI ``uri``.
 
-    A tracking server serves its UI at its own address; a local store is shown by
-    ``mlflow ui`` at :data:`DEFAULT_UI` unless ``BODISC_MLFLOW_UI`` says otherwise.
+    Args:
+        uri: The tracking URI.
+        given: An address the user gave; wins when set.
+
+    Returns:
+        ``given``; else the URI itself for an ``http(s)://`` tracking server (it serves
+        the UI; without user name and password, which must not end up in a link); else
+        ``BODISC_MLFLOW_UI``; else :data:`DEFAULT_UI` for a local ``sqlite:`` or
+        ``file:`` store (where ``mlflow ui`` serves when started as :func:`ui_command`
+        says); else ``None`` (e.g. ``databricks``, a database server).
     """
-    if uri.startswith(("http://", "https://")):
-        return uri.rstrip("/")
-    return os.environ.get("BODISC_MLFLOW_UI", DEFAULT_UI).rstrip("/")
+    from urllib.parse import urlsplit, urlunsplit
+
+    if given:
+        return given.rstrip("/")
+    text = str(uri or "")
+    if text.lower().startswith(("http://", "https://")):
+        parts = urlsplit(text)
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+    if os.environ.get("BODISC_MLFLOW_UI"):
+        return os.environ["BODISC_MLFLOW_UI"].rstrip("/")
+    if text.lower().startswith(("sqlite:", "file:")):
+        return DEFAULT_UI
+    return None
 
 
-def run_link(uri: str, experiment_id: str, run_id: str, tab: str = "model-metrics") -> str:
-    """The UI address of a run's charts (``tab``) in the model-training view."""
-    return (f"{ui_address(uri)}/#/experiments/{experiment_id}/runs/{run_id}/{tab}"
-            f"?{WORKFLOW_QUERY}")
+def run_link(uri: str | None, experiment_id: str | None, run_id: str | None,
+             tab: str = "model-metrics", given: str | None = None) -> str | None:
+    """The UI address of a run's page ``tab`` in the model-training view.
+
+    ``tab`` is ``model-metrics`` (the charts), ``artifacts/<path>`` (a file shown) or
+    ``""`` (the overview). ``None`` without an experiment id, a run id or an address.
+    """
+    address = ui_address(uri, given)
+    if not run_id or not experiment_id or address is None:
+        return None
+    page = f"{address}/#/experiments/{quote(str(experiment_id), safe='')}/runs/" \
+           f"{quote(str(run_id), safe='')}"
+    return f"{page}/{tab}?{WORKFLOW_QUERY}" if tab else f"{page}?{WORKFLOW_QUERY}"
 
 
-def experiment_link(uri: str, experiment_id: str, parent_run_id: str | None = None) -> str:
+def experiment_link(uri: str, experiment_id: str, parent_run_id: str | None = None
+                    ) -> str | None:
     """The UI address of an experiment's runs table, in bodisc's shared view.
 
     With ``parent_run_id`` the table is filtered to that comparison's runs.
     """
+    address = ui_address(uri)
+    if address is None:
+        return None
     query = f"{WORKFLOW_QUERY}&viewStateShareKey={SHARED_VIEW}"
     if parent_run_id:
         query += "&searchFilter=" + quote(f"tags.mlflow.parentRunId = '{parent_run_id}'")
-    return f"{ui_address(uri)}/#/experiments/{experiment_id}/runs?{query}"
+    return f"{address}/#/experiments/{experiment_id}/runs?{query}"
 
 
 def shared_view(columns: Sequence[str], order_by: str | None = None,
@@ -264,11 +296,9 @@ class Tracker:
             self._fail("log_image", exc)
             return False
 
-    def link(self) -> str | None:
-        """The UI address of this run's charts, once it has started."""
-        if self.run_id is None or self.experiment_id is None:
-            return None
-        return run_link(self.uri, self.experiment_id, self.run_id)
+    def link(self, tab: str = "model-metrics") -> str | None:
+        """The UI address of this run's page ``tab`` (see :func:`run_link`), once started."""
+        return run_link(self.uri, self.experiment_id, self.run_id, tab)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run (best effort)."""

@@ -85,6 +85,8 @@ def test_campaign_runs_land_on_the_tracking_server(tiny_campaign, tmp_path, mlfl
     # the printed link opens this run's charts in the model-training view
     link = f"{mlflow_server}/#/experiments/{exp.experiment_id}/runs/{run_id}/model-metrics"
     assert f"MLflow run: {link}?workflowType=machine_learning" in proc.stdout
+    picture = link.replace("/model-metrics", "/artifacts/best_molecules.png")
+    assert f"molecules:  {picture}?workflowType=machine_learning" in proc.stdout
     assert "mlflow ui" not in proc.stdout  # a tracking server serves its own UI
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     view = json.loads(exp.tags["mlflow.sharedViewState.bodisc"])
@@ -125,7 +127,7 @@ def test_campaign_runs_land_on_the_tracking_server(tiny_campaign, tmp_path, mlfl
     with Image.open(png) as image:
         assert image.size[0] >= 600 and image.size[1] >= 200
     images = [a.path for a in client.list_artifacts(run_id, "images")]
-    assert images and all("best_molecules" in p for p in images)
+    assert images and all("molecules~best" in p for p in images)  # key molecules/best
     # the artifact went through the server into its own artifact store
     assert list((tmp_path / "server-artifacts").rglob("results.csv"))
 

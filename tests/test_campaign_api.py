@@ -202,6 +202,10 @@ def test_a_store_written_by_release_0_1_0_resumes_to_the_same_molecules(tmp_path
     expected = json.loads((FIXTURES / "store_0.1.0_full_run.json").read_text())
     assert [r[2] for r in after] == [e["inchikey"] for e in expected]
     assert [r[4] for r in after] == pytest.approx([e["value"] for e in expected], abs=1e-6)
+    # without MLflow the best molecules are still written for people
+    best = (tmp_path / "runs/tiny/best_molecules.csv").read_text().splitlines()
+    assert len(best) == 1 + len({e["inchikey"] for e in expected if e["value"] is not None})
+    assert (tmp_path / "runs/tiny/best_molecules.png").is_file()
 
 
 @pytest.mark.slow

@@ -71,16 +71,18 @@ def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser,
 
 
 def log_molecules(store: CampaignStore, config: CampaignConfig, tracker: Any,
-                  sign: float) -> None:
-    """Write and upload the best molecules: the sorted CSV and the picture.
+                  sign: float, upload: bool = True) -> None:
+    """Write the best molecules (the sorted CSV and the picture) and upload them.
 
     The picture also goes out as the time-stepped image ``molecules/best`` (step: the
     oracle calls so far), which MLflow shows among the run's charts with a slider over
-    the steps.
+    the steps. ``upload=False`` writes the files only.
     """
     from bodisc.tracking.molecules import write_best
 
     csv, png = write_best(store, config, sign, config.path("export_csv").parent)
+    if not (upload and tracker.ok):
+        return
     tracker.log_artifact(csv)
     if png is not None:
         tracker.log_artifact(png)
@@ -119,9 +121,10 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
     done.sort(key=lambda j: (-sign * j.value, j.iteration, j.rank))
     best = [(j.smiles, float(j.value), j.iteration) for j in done[:top]]
     calls = store.calls_used()
-    if tracker.ok and store.get_meta("mlflow_final_calls") != str(calls):
-        # once per finished campaign: a restart with nothing new logs nothing twice
-        log_molecules(store, config, tracker, sign)
+    # once per finished campaign: a restart with nothing new logs nothing twice
+    upload = tracker.ok and store.get_meta("mlflow_final_calls") != str(calls)
+    log_molecules(store, config, tracker, sign, upload)  # the files, tracked or not
+    if upload:
         final = {"best": best[0][1] if best else None, "calls": calls,
                  "failures": sum(1 for _ in store.jobs("failed")),
                  **final_figures(store, config, sign),

@@ -190,7 +190,7 @@ def read_result(spec: RunSpec) -> RunResult | None:
         return None
     store = CampaignStore(path, create=False)
     try:
-        jobs = store.jobs()
+        jobs = store.calls()
         run_id = store.get_meta("mlflow_run_id")
     finally:
         store.close()

@@ -145,7 +145,7 @@ def load_run(store_path: Path, label: str | None = None, strategy: str | None = 
     try:
         config = CampaignConfig.model_validate(store.get_meta("config"))
         featuriser = Featuriser(config)
-        jobs = store.jobs()
+        jobs = store.calls()
         calls = [(j.inchikey, j.smiles, j.value if j.status == "done" else None, j.iteration)
                  for j in jobs]
         labelled = {j.inchikey: j.smiles for j in jobs if j.status == "done"

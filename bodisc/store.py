@@ -39,7 +39,7 @@ from typing import Any
 
 from bodisc.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The fidelity of every job of a single-fidelity campaign (and of version-1 stores).
 TARGET = "target"
@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     iteration INTEGER NOT NULL,
     rank INTEGER NOT NULL,
     oracle TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
     value REAL,
     reason TEXT,
     pred_mean REAL,
@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     submitted_at REAL NOT NULL,
     finished_at REAL,
     fidelity TEXT NOT NULL DEFAULT 'target',
+    paid INTEGER NOT NULL DEFAULT 1,
+    provenance TEXT,
     UNIQUE (inchikey, fidelity)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_iteration ON jobs(iteration, rank);
@@ -118,6 +120,32 @@ class Job:
     finished_at: float | None = None
     acq_value: float | None = None
     oracle: str = ""
+    paid: bool = True
+    provenance: str | None = None
+
+    @property
+    def off_policy(self) -> bool:
+        """A label that came from outside for a molecule bodisc never proposed."""
+        return not self.paid and self.provenance is not None
+
+
+@dataclass(frozen=True)
+class ExternalLabel:
+    """A label (or failure, or withdrawal) that came from outside bodisc, for one job.
+
+    ``job_id`` names the pending (or withdrawn) job it settles; ``None`` makes a new,
+    unpaid job for a molecule bodisc never proposed (off-policy), which needs ``smiles``
+    and ``heavy_atoms`` for the molecules table. ``provenance`` is kept as JSON.
+    """
+
+    inchikey: str
+    status: str
+    value: float | None
+    reason: str | None
+    provenance: dict[str, Any]
+    job_id: int | None = None
+    smiles: str = ""
+    heavy_atoms: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,8 +185,9 @@ class CampaignStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             with self.transaction():
                 self._db.execute(_SCHEMA.strip().split(";")[0])  # meta
-                if self.get_meta("schema_version") == 1:
-                    self._migrate_v1()
+                old = self.get_meta("schema_version")
+                if old in (1, 2):
+                    self._migrate(old)
                 for stmt in _SCHEMA.strip().split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
@@ -173,23 +202,29 @@ class CampaignStore:
                 f"{SCHEMA_VERSION}; start a new campaign with --fresh"
             )
 
-    def _migrate_v1(self) -> None:
-        """Migrate schema version 1 to 2, inside the opening transaction.
+    def _migrate(self, old: int) -> None:
+        """Migrate schema version 1 or 2 to the current one, inside the opening transaction.
 
-        Rebuilds ``jobs`` with a ``fidelity`` column (every old job is a ``target`` job)
-        and the unique key ``(inchikey, fidelity)``; ids, order and all else are kept.
+        Rebuilds ``jobs`` with today's columns and checks: version 2 added ``fidelity``
+        (every old job is a ``target`` job) and the unique key ``(inchikey, fidelity)``;
+        version 3 the ``cancelled`` status, ``paid`` (every old job was a call bodisc
+        paid for) and ``provenance``. Ids, order and all else are kept.
         """
         db = self._db
         jobs_sql = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS jobs" in s)
-        db.execute(jobs_sql.replace("TABLE IF NOT EXISTS jobs", "TABLE jobs_v2"))
+        db.execute(jobs_sql.replace("TABLE IF NOT EXISTS jobs", "TABLE jobs_new"))
         columns = [r[1] for r in db.execute("PRAGMA table_info(jobs)")]
         names = ", ".join(columns)
-        db.execute(f"INSERT INTO jobs_v2 ({names}, fidelity) SELECT {names}, '{TARGET}' "
-                   f"FROM jobs ORDER BY id")
+        if "fidelity" in columns:
+            db.execute(f"INSERT INTO jobs_new ({names}) SELECT {names} FROM jobs ORDER BY id")
+        else:
+            db.execute(f"INSERT INTO jobs_new ({names}, fidelity) SELECT {names}, '{TARGET}' "
+                       f"FROM jobs ORDER BY id")
         db.execute("DROP TABLE jobs")
-        db.execute("ALTER TABLE jobs_v2 RENAME TO jobs")
+        db.execute("ALTER TABLE jobs_new RENAME TO jobs")
         self.set_meta("schema_version", SCHEMA_VERSION)
-        self.set_meta("migrated_from_schema", 1)
+        if self.get_meta("migrated_from_schema") is None:
+            self.set_meta("migrated_from_schema", old)
 
     # -- plumbing ---------------------------------------------------------------------
     def close(self) -> None:
@@ -350,6 +385,53 @@ class CampaignStore:
                  for job_id, value, reason, seconds, extras in results],
             )
 
+    def commit_external(self, labels: Sequence[ExternalLabel], iteration: int, oracle: str,
+                        origin: str, meta: dict[str, Any] | None = None) -> None:
+        """Commit labels from outside bodisc in one transaction: all of them, or none.
+
+        A label for an existing job settles it if it is pending or withdrawn (a job
+        already done or failed is left as it is); a label without a job becomes a new,
+        unpaid job of ``iteration`` after its last rank, its molecule recorded with
+        ``origin``. ``meta`` entries are set in the same transaction (e.g. the digest of
+        an ingested file).
+        """
+        now = time.time()
+        with self.transaction() as db:
+            row = db.execute("SELECT COALESCE(MAX(rank), -1) FROM jobs WHERE iteration = ?",
+                             (iteration,)).fetchone()
+            rank = int(row[0]) + 1
+            for lab in labels:
+                prov = json.dumps(lab.provenance, sort_keys=True)
+                if lab.job_id is not None:
+                    db.execute(
+                        "UPDATE jobs SET status = ?, value = ?, reason = ?, provenance = ?,"
+                        " finished_at = ? WHERE id = ? AND status IN ('pending', 'cancelled')",
+                        (lab.status, lab.value, lab.reason, prov, now, lab.job_id))
+                    continue
+                db.execute(
+                    "INSERT OR IGNORE INTO molecules(inchikey, smiles, heavy_atoms, origin,"
+                    " parents, first_iteration, created_at) VALUES (?, ?, ?, ?, '[]', ?, ?)",
+                    (lab.inchikey, lab.smiles, lab.heavy_atoms, origin, iteration, now))
+                db.execute(
+                    "INSERT INTO jobs(inchikey, iteration, rank, oracle, status, value, reason,"
+                    " submitted_at, finished_at, paid, provenance)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                    (lab.inchikey, iteration, rank, oracle, lab.status, lab.value, lab.reason,
+                     now, now, prov))
+                rank += 1
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                           (key, json.dumps(value)))
+
+    def cancel_jobs(self, job_ids: Sequence[int], provenance: dict[str, Any]) -> int:
+        """Withdraw pending jobs (they no longer count as calls); returns how many."""
+        with self.transaction() as db:
+            cur = db.executemany(
+                "UPDATE jobs SET status = 'cancelled', provenance = ?, finished_at = ?"
+                " WHERE id = ? AND status = 'pending'",
+                [(json.dumps(provenance, sort_keys=True), time.time(), i) for i in job_ids])
+            return int(cur.rowcount)
+
     def complete_iteration(self, iteration: int, metrics: dict[str, float]) -> None:
         """Mark an iteration complete with its metrics."""
         with self.transaction() as db:
@@ -372,7 +454,7 @@ class CampaignStore:
         """
         sql = ("SELECT j.id, j.inchikey, m.smiles, j.iteration, j.rank, j.status, j.value,"
                " j.reason, j.pred_mean, j.pred_std, j.fidelity, j.seconds, j.finished_at,"
-               " j.acq_value, j.oracle"
+               " j.acq_value, j.oracle, j.paid, j.provenance"
                " FROM jobs j JOIN molecules m USING (inchikey)")
         where, args = [], []
         if fidelity is not None:
@@ -387,17 +469,27 @@ class CampaignStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY j.iteration, j.rank"
-        return [Job(*row) for row in self._db.execute(sql, args)]
+        return [Job(*row[:-2], bool(row[-2]), row[-1]) for row in self._db.execute(sql, args)]
+
+    def calls(self, fidelity: str | None = TARGET) -> list[Job]:
+        """The oracle calls bodisc paid for, in order.
+
+        :meth:`jobs` without withdrawn jobs and without labels from outside for
+        molecules bodisc never proposed.
+        """
+        return [j for j in self.jobs(fidelity=fidelity) if j.paid and j.status != "cancelled"]
 
     def calls_used(self, fidelity: str | None = TARGET) -> int:
-        """Oracle calls spent or committed to: every job, whatever its status.
+        """Oracle calls spent or committed to: every job bodisc proposed and paid for.
 
+        Pending, done and failed jobs count; withdrawn ones (``cancelled``) and labels
+        that came from outside for molecules bodisc never proposed (unpaid) do not.
         ``fidelity``: target calls by default; ``None`` counts every fidelity.
         """
+        sql = "SELECT COUNT(*) FROM jobs WHERE paid = 1 AND status != 'cancelled'"
         if fidelity is None:
-            return int(self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
-        return int(self._db.execute("SELECT COUNT(*) FROM jobs WHERE fidelity = ?",
-                                    (fidelity,)).fetchone()[0])
+            return int(self._db.execute(sql).fetchone()[0])
+        return int(self._db.execute(sql + " AND fidelity = ?", (fidelity,)).fetchone()[0])
 
     def iterations(self) -> list[dict[str, Any]]:
         """All iteration rows as dicts, in order."""
@@ -432,7 +524,7 @@ class CampaignStore:
         rows = self._rows(
             "SELECT m.smiles, j.inchikey, j.iteration, j.rank, j.fidelity, j.oracle, j.status,"
             " j.value, j.reason, j.pred_mean, j.pred_std, j.acq_value, j.seconds, m.origin,"
-            " m.parents"
+            " m.parents, j.paid, j.provenance"
             " FROM jobs j JOIN molecules m USING (inchikey) ORDER BY j.iteration, j.rank"
         )
         return pd.DataFrame([dict(r) for r in rows])

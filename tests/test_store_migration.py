@@ -76,7 +76,7 @@ def test_a_version_1_store_migrates_and_resumes(tmp_path):
     path = tmp_path / "old" / "store.sqlite"
     write_v1_store(path)
     store = CampaignStore(path)
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == 2
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == 3
     assert store.get_meta("migrated_from_schema") == 1
     # everything as it was: ids, order, values, reasons; every old job a target job
     jobs = store.jobs(fidelity=None)

@@ -31,7 +31,7 @@ def call_curve(store: CampaignStore, budget: int, sign: float) -> list[tuple[int
     """``(iteration, CallMetrics)`` after every oracle call so far (pending: no value)."""
     from bodisc.metrics import per_call_metrics
 
-    jobs = store.jobs()
+    jobs = store.calls()
     calls = [(j.inchikey, j.value if j.status == "done" else None) for j in jobs]
     curve = per_call_metrics(calls, budget, sign > 0)
     return [(j.iteration, m) for j, m in zip(jobs, curve, strict=True)]
@@ -70,7 +70,7 @@ def extrapolation_records(store: CampaignStore, features: Featuriser, it: int,
     lo, hi = row["train_min"], row["train_max"]
     if lo is None or hi is None:
         return []
-    first_call = sum(1 for j in store.jobs() if j.iteration < it)
+    first_call = sum(1 for j in store.calls() if j.iteration < it)
     beyond = [j for j in store.jobs(iteration=it)
               if j.value is not None and j.pred_mean is not None
               and not lo <= j.value <= hi]

@@ -141,7 +141,7 @@ def final_figures(store: CampaignStore, config: CampaignConfig, sign: float
     """The campaign's top-10 mean and PMO top-10 AUC over its whole budget."""
     from bodisc.metrics import per_call_metrics, top_k_auc
 
-    calls = [(j.inchikey, j.value if j.status == "done" else None) for j in store.jobs()]
+    calls = [(j.inchikey, j.value if j.status == "done" else None) for j in store.calls()]
     budget = config.budget.oracle_calls
     curve = per_call_metrics(calls, budget, sign > 0)
     return {"top10_mean": curve[-1].top10_mean if curve else None,

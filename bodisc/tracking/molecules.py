@@ -29,8 +29,9 @@ def best_table(store: CampaignStore, config: CampaignConfig, sign: float) -> Any
     """Every labelled molecule, best first, as a DataFrame.
 
     Columns: ``rank``, ``smiles``, the property with its unit, ``iteration``, ``call``
-    (the oracle call that labelled it, from 1), ``pred_mean`` and ``pred_std`` (the
-    surrogate's prediction when it was chosen, same unit), ``flags`` and ``inchikey``.
+    (the oracle call that labelled it, from 1; empty for a label from outside),
+    ``pred_mean`` and ``pred_std`` (the surrogate's prediction when it was chosen, same
+    unit), ``flags`` and ``inchikey``.
     A molecule labelled twice (e.g. by two oracles) appears once, with its best label.
     """
     import pandas as pd
@@ -40,16 +41,18 @@ def best_table(store: CampaignStore, config: CampaignConfig, sign: float) -> Any
     extra = {s: s for s in config.generator.forbidden_substructures}
     prop = property_column(config)
     seen: dict[str, dict[str, Any]] = {}
-    for call, job in enumerate(store.jobs(), 1):
-        if job.status != "done" or job.value is None or job.fidelity != "target":
+    call_of = {j.id: n for n, j in enumerate(store.calls(), 1)}
+    for job in store.jobs():
+        if job.status != "done" or job.value is None:
             continue
+        call = call_of.get(job.id)  # None: a label from outside bodisc
         old = seen.get(job.inchikey)
         if old is not None and sign * old[prop] >= sign * job.value:
             continue
         seen[job.inchikey] = {"smiles": job.smiles, prop: job.value, "iteration": job.iteration,
                               "call": call, "pred_mean": job.pred_mean,
                               "pred_std": job.pred_std, "inchikey": job.inchikey}
-    rows = sorted(seen.values(), key=lambda r: (-sign * r[prop], r["call"]))
+    rows = sorted(seen.values(), key=lambda r: (-sign * r[prop], r["call"] or 0))
     for i, row in enumerate(rows, 1):
         row["rank"] = i
         row["flags"] = ", ".join(flags(row["smiles"], extra))
@@ -96,7 +99,9 @@ def write_best(store: CampaignStore, config: CampaignConfig, sign: float,
     top = table.head(DRAWN)
     legends = []
     for _, row in top.iterrows():
-        text = f"#{row['rank']}  {row[prop]:.3f} {unit}".rstrip() + f"  (call {row['call']})"
+        where = f"call {int(row['call'])}" if row["call"] == row["call"] and row["call"] else \
+            "external"
+        text = f"#{row['rank']}  {row[prop]:.3f} {unit}".rstrip() + f"  ({where})"
         if row["flags"]:
             text += f"\nflags: {row['flags']}"
         legends.append(text)

@@ -481,7 +481,7 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
         err = _first_error(file, exc)
         raise ConfigError(file, f"oracle.options.{err.field}", err.value, err.allowed) from None
     returned, _ = oracle_cls.returns(oracle_options)
-    if returned != config.objective.property:
+    if returned and returned != config.objective.property:  # "": any (external labels)
         raise ConfigError(
             file, "objective.property", config.objective.property,
             f"oracle {config.oracle.name!r} returns {returned!r}",

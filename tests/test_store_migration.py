@@ -1,5 +1,6 @@
-"""A campaign store written by schema version 1 (one job per molecule) opens, migrates to
-version 2 (a job per molecule and fidelity) and resumes where it stopped."""
+"""Campaign stores written by older schema versions open, migrate and resume: version 1 (one
+job per molecule) and version 2 (a job per molecule and fidelity) to version 3 (withdrawn
+jobs, unpaid labels from outside with their provenance)."""
 
 from __future__ import annotations
 
@@ -106,3 +107,32 @@ def test_a_version_1_store_migrates_and_resumes(tmp_path):
     assert len(again.jobs(fidelity=None)) == 6 and again.integrity_ok()
     again.close()
 
+
+
+def test_a_version_2_store_migrates_to_withdrawals_and_unpaid_labels(tmp_path):
+    path = tmp_path / "old" / "store.sqlite"
+    write_v1_store(path)
+    db = sqlite3.connect(path)  # turn it into what schema version 2 wrote
+    db.executescript(V1_JOBS.replace("CREATE TABLE jobs (", "CREATE TABLE jobs2 (")
+                     .replace("inchikey TEXT NOT NULL UNIQUE", "inchikey TEXT NOT NULL")
+                     .replace("    finished_at REAL\n",
+                              "    finished_at REAL,\n    fidelity TEXT NOT NULL DEFAULT "
+                              "'target',\n    UNIQUE (inchikey, fidelity)\n")
+                     .replace("CREATE INDEX jobs_by_iteration ON jobs(iteration, rank);", ""))
+    db.execute("INSERT INTO jobs2 SELECT *, 'target' FROM jobs")
+    db.execute("DROP TABLE jobs")
+    db.execute("ALTER TABLE jobs2 RENAME TO jobs")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = CampaignStore(path)
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == 3
+    assert store.get_meta("migrated_from_schema") == 2
+    jobs = store.jobs()
+    assert [(j.id, j.status, j.value) for j in jobs] == [
+        (1, "done", 1.6), (2, "done", 3.9), (3, "failed", None), (4, "done", 2.7),
+        (5, "pending", None)]
+    assert all(j.paid and j.provenance is None for j in jobs) and store.calls_used() == 5
+    assert store.cancel_jobs([5], {"kind": "cancel"}) == 1  # the new status is allowed
+    assert store.calls_used() == 4 and store.integrity_ok()
+    store.close()

@@ -272,11 +272,15 @@ class PoolConfig(_Frozen):
     and descriptors come from xTB on the pool's own geometries.
     """
 
-    source: Literal["qm9"] = "qm9"
+    source: str = Field(
+        default="qm9", min_length=1,
+        description='"qm9", or a library file (.smi, .csv, .parquet; a relative path is '
+                    "taken from the campaign file's folder)",
+    )
     subset: int | None = Field(
         default=None, ge=1, le=130_831,
         description="a random subset of this many molecules (seeded by random_seed); "
-                    "none: the whole pool",
+                    "none: the whole pool (source = qm9 only)",
     )
     n_seeds: int = Field(default=8, ge=1, description="pool molecules labelled first")
     candidates_per_iteration: int | None = Field(
@@ -284,6 +288,48 @@ class PoolConfig(_Frozen):
         description="unlabelled pool molecules scored per iteration, drawn at random; "
                     "none: all of them",
     )
+
+    @field_validator("source")
+    @classmethod
+    def _library_file(cls, value: str, info: Any) -> str:
+        """``qm9`` or a library file; a relative path is made absolute when it can be.
+
+        Decision: a relative library path belongs to the campaign file, as the file's
+        other inputs would, not to the working directory the command runs from. The
+        campaign file's folder reaches this validator as ``base_dir`` in the validation
+        context (``CampaignConfig.model_validate(data, context={"base_dir": folder})``);
+        without it (a config built in Python) the path is kept as written and
+        :meth:`library_path` resolves it against the working directory. Stored configs
+        therefore hold an absolute path, and a resumed campaign finds the same file.
+        """
+        if value == "qm9":
+            return value
+        suffixes = (".smi", ".csv", ".parquet")  # bodisc.chem.library.LIBRARY_SUFFIXES
+        if Path(value).suffix.lower() not in suffixes:
+            raise ValueError(f'must be "qm9" or a library file ending in '
+                             f'{", ".join(suffixes)}')
+        base = (getattr(info, "context", None) or {}).get("base_dir")
+        path = Path(value).expanduser()
+        if base is not None and not path.is_absolute():
+            path = Path(base) / path
+        return str(path.resolve()) if base is not None or path.is_absolute() else value
+
+    @field_validator("subset")
+    @classmethod
+    def _subset_of_qm9(cls, value: int | None, info: Any) -> int | None:
+        if value is not None and info.data.get("source", "qm9") != "qm9":
+            raise ValueError("applies to source = qm9 only; choose the rows of a library "
+                             "in its file")
+        return value
+
+    @property
+    def is_library(self) -> bool:
+        """Whether the pool is a library file rather than QM9."""
+        return self.source != "qm9"
+
+    def library_path(self) -> Path:
+        """The library file, absolute (a still-relative path: from the working directory)."""
+        return Path(self.source).expanduser().resolve()
 
 
 class FidelityConfig(_Frozen):
@@ -315,6 +361,41 @@ class FidelityConfig(_Frozen):
                                    description="stop once the calls of both oracles cost this")
 
 
+class DataConfig(_Frozen):
+    """Labels that exist before the campaign: imported before its first iteration.
+
+    Each file (CSV or Parquet) has a ``smiles`` column and a column named as the
+    objective's property, with the checks and provenance of ``bodisc ingest``
+    (:mod:`bodisc.loop.ingest`). Imported labels do not count against ``[budget]
+    oracle_calls``, which counts the calls bodisc pays for. With labels to start from,
+    ``seed_molecules`` may be left out and a pool draws no random seeds.
+    """
+
+    labelled: tuple[str, ...] = Field(
+        default=(), description="CSV or Parquet files of labels, relative to the campaign "
+                                "file; imported before the first iteration")
+
+    @field_validator("labelled")
+    @classmethod
+    def _existing_files(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        """Each file made absolute from the campaign file's folder, where it must exist.
+
+        Without ``base_dir`` in the validation context (a configuration read back from a
+        store, or built in Python) the names are kept as they are.
+        """
+        base = (getattr(info, "context", None) or {}).get("base_dir")
+        if base is None:
+            return value
+        out = []
+        for name in value:
+            path = Path(name).expanduser()
+            path = (path if path.is_absolute() else Path(base) / path).resolve()
+            if not path.is_file():
+                raise ValueError(f"no such file: {name} ({path})")
+            out.append(str(path))
+        return tuple(out)
+
+
 class CampaignConfig(_Frozen):
     """A whole campaign file."""
 
@@ -333,6 +414,7 @@ class CampaignConfig(_Frozen):
     compare: CompareConfig | None = None
     pool: PoolConfig | None = None
     fidelity: FidelityConfig | None = None
+    data: DataConfig = DataConfig()
 
     def path(self, which: Literal["store", "mlruns", "export_csv"]) -> Path:
         """Absolute path of one of the ``[paths]`` entries, ``{name}`` filled in."""
@@ -389,8 +471,9 @@ def load_campaign(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(file, "(syntax)", None, f"not valid TOML: {exc}") from None
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
-    try:
-        config = CampaignConfig.model_validate(data)
+    try:  # input files named in the campaign file are relative to its folder
+        config = CampaignConfig.model_validate(
+            data, context={"base_dir": Path(path).resolve().parent})
     except ValidationError as exc:
         raise _first_error(file, exc) from None
     _check_semantics(file, config)
@@ -509,7 +592,8 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             f"must be at least one batch (acquisition.batch_size = "
             f"{config.acquisition.batch_size})",
         )
-    n_seeds = config.pool.n_seeds if config.pool else len(config.seed_molecules)
+    n_seeds = (config.pool.n_seeds if config.pool and not config.data.labelled
+               else len(config.seed_molecules))
     if config.budget.oracle_calls < n_seeds:
         raise ConfigError(
             file, "budget.oracle_calls", config.budget.oracle_calls,
@@ -578,9 +662,10 @@ def _check_pool(file: str, config: CampaignConfig) -> None:
     """Seeds come from ``seed_molecules`` or, with a ``[pool]``, from the pool; not both."""
     pool = config.pool
     if pool is None:
-        if not config.seed_molecules:
+        if not config.seed_molecules and not config.data.labelled:
             raise ConfigError(file, "seed_molecules", None,
-                              "required field is missing (or add a [pool] to draw seeds from)")
+                              "required field is missing (or add a [pool] to draw seeds from, "
+                              "or [data] labelled files to start from)")
         return
     if config.seed_molecules:
         raise ConfigError(file, "seed_molecules", config.seed_molecules[0],

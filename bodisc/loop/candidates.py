@@ -20,10 +20,14 @@ from bodisc.store import CampaignStore, Job
 
 def seed_records(config: CampaignConfig, features: Featuriser,
                  rng: np.random.Generator) -> list[Any]:
-    """The molecules of iteration 0: the campaign's seeds, or a seeded draw from its pool."""
+    """The molecules of iteration 0: the campaign's seeds, or a seeded draw from its pool.
+
+    A campaign that starts from labelled data (``[data] labelled``) draws no pool seeds:
+    its labels are the start, and an empty list lets iteration 0 be chosen by the model.
+    """
     from bodisc.chem.molecule import record_from_smiles
 
-    if config.pool is not None:
+    if config.pool is not None and not config.data.labelled:
         return features.pool().draw(config.pool.n_seeds, rng)
     return [record_from_smiles(s) for s in config.seed_molecules]
 

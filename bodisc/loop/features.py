@@ -4,6 +4,13 @@ A molecule's descriptors are computed once per descriptor set (the tier and the 
 settings) and stored, failures with their reason; every later iteration and a resumed
 campaign read them back. Pool campaigns (``[pool] source = "qm9"``) take xTB on the
 pool's own geometries from the shipped or disk-cached QM9 descriptors instead.
+
+Library campaigns (``[pool] source = "library.smi"``, :mod:`bodisc.chem.library`) compute
+the whole library's descriptors once, with the campaign's own per-molecule function and
+recipe, into a columnar cache shared by every campaign on that library and recipe; the
+store then copies the vectors of the molecules the campaign draws, as for QM9 (so the
+report and diagnostics read them from the store as for any campaign). The library's
+descriptor set is ``library-<tier>/<digest of method and conformer seed>``.
 """
 
 from __future__ import annotations
@@ -41,18 +48,54 @@ class Featuriser:
         self.columns = [self.tier_names.index(n) for n in self.names]
         key = json.dumps([config.descriptors.method, config.descriptors.conformer_seed])
         self.descriptor_set = f"qmex-{self.tier}/" + hashlib.sha1(key.encode()).hexdigest()[:10]
-        if config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
+        if config.pool is not None and config.pool.is_library:  # the library's own cache
+            self.descriptor_set = (f"library-{self.tier}/"
+                                   + hashlib.sha1(key.encode()).hexdigest()[:10])
+        elif config.pool is not None:  # xTB on the pool's own (QM9 B3LYP) geometries
             self.descriptor_set = f"qm9geom-{self.tier}"
         self._pool: Any = None
 
     def pool(self) -> Any:
-        """The campaign's candidate pool (:class:`bodisc.chem.pool.QM9Pool`)."""
-        from bodisc.chem.pool import QM9Pool
+        """The campaign's candidate pool.
 
+        A :class:`bodisc.chem.pool.QM9Pool`, or for a library file a
+        :class:`bodisc.chem.library.LibraryPool`, whose molecules not yet in the library
+        cache are featurised here first (the campaign's executor settings, a progress
+        bar on stderr).
+        """
         assert self.config.pool is not None
-        if self._pool is None:
+        if self._pool is None and self.config.pool.is_library:
+            self._pool = self._library_pool()
+        elif self._pool is None:
+            from bodisc.chem.pool import QM9Pool
+
             self._pool = QM9Pool(self.config.pool.subset, self.config.random_seed)
         return self._pool
+
+    def _library_pool(self) -> Any:
+        """Open the library: read it, featurise what the cache lacks, build the pool."""
+        from bodisc.chem.library import LibraryPool
+
+        cfg = self.config
+        assert cfg.pool is not None
+        ex = cfg.execution
+        executor: Any
+        if ex.kind == "dask":
+            from bodisc.execution.dask import DaskExecutor
+
+            executor = DaskExecutor(ex.workers, ex.worker_memory_gb, ex.scheduler)
+        else:
+            from bodisc.execution.local import LocalExecutor
+
+            executor = LocalExecutor(ex.workers, ex.worker_memory_gb)
+        try:
+            return LibraryPool.open(cfg.pool.library_path(), names=self.tier_names,
+                                    conformer_seed=cfg.descriptors.conformer_seed,
+                                    method=cfg.descriptors.method,
+                                    executor=executor,
+                                    timeout_s=ex.descriptor_timeout_s)
+        finally:
+            executor.close()
 
     def proxy_columns(self, text: str) -> dict[int, float]:
         """Descriptor column -> factor of a descriptor or signed sum (``"lumo - homo"``)."""
@@ -83,7 +126,10 @@ class Featuriser:
         cached = store.descriptors_of(keys, self.descriptor_set)
         todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
                 if k not in cached]
-        if cfg.pool is not None and todo:
+        if cfg.pool is not None and cfg.pool.is_library and todo:
+            self._from_library(store, it, [k for k, _ in todo], cached)
+            todo = []
+        elif cfg.pool is not None and todo:
             self._from_pool(store, it, [k for k, _ in todo], cached)
             todo = []
         args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
@@ -121,3 +167,18 @@ class Featuriser:
                 vector = [float(v) for v in frame.loc[i, list(self.tier_names)]]
                 store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
                 cached[key] = ("done", vector, None)
+
+    def _from_library(self, store: CampaignStore, it: int, keys: Sequence[str],
+                      cached: dict[str, tuple[str, Any, Any]]) -> None:
+        """Descriptors of library molecules from the library's columnar cache, stored."""
+        pool = self.pool()
+        X, found = pool.vectors(keys)
+        for key, row, ok in zip(keys, X, found, strict=True):
+            if ok:
+                vector = [float(v) for v in row]
+                store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
+                cached[key] = ("done", vector, None)
+            else:
+                reason = pool.failures.get(key, "not a molecule of the library")
+                store.put_descriptors(key, self.descriptor_set, None, reason, 0.0, it)
+                cached[key] = ("failed", None, reason)

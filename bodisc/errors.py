@@ -50,6 +50,31 @@ class TellError(BodiscError):
     exit_code = 2
 
 
+class InputError(BodiscError):
+    """A file of molecules or labels the user brought cannot be read as it is.
+
+    Unlike the other errors its message may have several lines: one per problem found
+    in the file (all of them are collected before raising), each naming the file, the
+    row, the column, the value and what is allowed (characters that are not printable
+    are escaped, so a problem is always one line); more than ``limit`` problems are
+    summed up in a last line ``<file>: ... and N more problem(s)``.
+
+    Args:
+        file: The file, as the user named it.
+        problems: One line per problem, each starting with ``file``.
+        limit: How many problem lines the message shows.
+    """
+
+    exit_code = 2
+
+    def __init__(self, file: str, problems: list[str] | tuple[str, ...], limit: int = 20) -> None:
+        self.file, self.problems = file, tuple(_one_line(p) for p in problems)
+        shown = list(self.problems[:limit])
+        if len(self.problems) > limit:
+            shown.append(f"{file}: ... and {len(self.problems) - limit} more problem(s)")
+        super().__init__("\n".join(shown))
+
+
 class InvalidMoleculeError(BodiscError):
     """A SMILES string that RDKit cannot turn into a sane molecule."""
 
@@ -66,6 +91,13 @@ class OptionalDependencyError(BodiscError):
     """An optional dependency is missing; the message gives the install command."""
 
     exit_code = 2
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every character that is not printable escaped (no line breaks)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _short_repr(value: object, limit: int = 80) -> str:

@@ -54,6 +54,7 @@ import hashlib
 import math
 import multiprocessing as mp
 import statistics
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -96,6 +97,8 @@ STATUSES: tuple[str, ...] = ("done", "failed", "cancelled")
 _CHUNK = 1_000
 #: Longest value quoted in a message.
 _SHOWN = 60
+#: What reading a text file (plain or gzipped) may raise on bad contents.
+_READ_ERRORS = (csv.Error, UnicodeDecodeError, OSError, EOFError, zlib.error)
 
 
 # --------------------------------------------------------------------------- results
@@ -259,7 +262,10 @@ def _check_smiles(text: str, rules: ImportRules | None) -> MoleculeRecord | str:
     try:
         mol = parse_smiles(text)
     except InvalidMoleculeError as exc:
-        return f"is not a valid SMILES ({exc})"
+        detail = str(exc)
+        if detail == "RDKit cannot parse this SMILES":
+            return "is not a valid SMILES"
+        return f"is not a valid SMILES ({detail})"
     if rules is not None:
         allowed = set(rules.allowed_elements) | {"H"}
         bad = sorted({a.GetSymbol() for a in mol.GetAtoms()} - allowed)
@@ -344,10 +350,13 @@ def _digest(path: Path) -> str:
     return sha.hexdigest()
 
 
-def _open_text(path: Path) -> IO[str]:
-    if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
+def _open_text(path: Path, file: str) -> IO[str]:
+    try:
+        if path.name.lower().endswith(".gz"):
+            return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+        return path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(file, [f"{file}: cannot be opened ({exc.strerror or exc})"]) from None
 
 
 @dataclass
@@ -363,11 +372,11 @@ def _open_table(path: Path, suffix: str, file: str, stack: contextlib.ExitStack)
     """Header and a row iterator of a CSV or Parquet file (empty header: empty file)."""
     if suffix == ".parquet":
         return _open_parquet(path, file)
-    handle = stack.enter_context(_open_text(path))
+    handle = stack.enter_context(_open_text(path, file))
     reader = csv.reader(handle)
     try:
         header = next(reader, [])
-    except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
+    except _READ_ERRORS as exc:
         raise InputError(file, [f"{file}: row 1: cannot be read as CSV ({exc})"]) from None
     header = [h.strip() for h in header]
 
@@ -380,7 +389,7 @@ def _open_table(path: Path, suffix: str, file: str, stack: contextlib.ExitStack)
                     continue
                 n = len(cells)
                 yield row, cells[: len(header)] + [""] * (len(header) - n), n
-        except (csv.Error, UnicodeDecodeError, OSError, EOFError) as exc:
+        except _READ_ERRORS as exc:
             raise InputError(
                 file, [f"{file}: row {row + 1}: cannot be read as CSV ({exc})"]
             ) from None
@@ -403,8 +412,17 @@ def _open_parquet(path: Path, file: str) -> _Table:
 
     def rows() -> Iterator[tuple[int, list[Any], int]]:
         row = 1
-        for batch in parquet.iter_batches(batch_size=10_000):
-            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        batches = parquet.iter_batches(batch_size=10_000)
+        while True:
+            try:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types
+                raise InputError(
+                    file, [f"{file}: row {row + 1}: cannot be read as Parquet ({exc})"]
+                ) from None
             for cells in zip(*columns, strict=True):
                 row += 1
                 yield row, list(cells), len(header)
@@ -800,7 +818,7 @@ def read_library(
 def _smi_items(
     path: Path, file: str, stack: contextlib.ExitStack
 ) -> Iterator[tuple[int, str, str | None]]:
-    handle = stack.enter_context(_open_text(path))
+    handle = stack.enter_context(_open_text(path, file))
 
     def lines() -> Iterator[tuple[int, str, str | None]]:
         first = True
@@ -817,7 +835,7 @@ def _smi_items(
                         continue
                 name = fields[1].strip() if len(fields) > 1 else None
                 yield line_no, fields[0], name or None
-        except (UnicodeDecodeError, OSError, EOFError) as exc:
+        except _READ_ERRORS as exc:
             raise InputError(
                 file, [f"{file}: row {line_no + 1}: cannot be read as text ({exc})"]
             ) from None

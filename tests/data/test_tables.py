@@ -426,3 +426,17 @@ def test_odd_files_are_input_errors_of_one_line_each(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         read_labels(binary, label="y", constraints=GEN)
     assert all(line.startswith(f"{binary}: ") for line in problems_of(exc))
+
+
+def test_broken_gzip_and_unreadable_file(tmp_path: Path) -> None:
+    good = gzip.compress(b"smiles,y\n" + b"CCO,1\n" * 2000)
+    for name, data in (("trunc.csv.gz", good[: len(good) // 2]), ("junk.csv.gz", b"nope"),
+                       ("flip.csv.gz", good[:20] + bytes(40) + good[60:])):
+        f = tmp_path / name
+        f.write_bytes(data)
+        with pytest.raises(InputError) as exc:
+            read_labels(f, label="y", constraints=None)
+        assert all(line.startswith(f"{f}: ") for line in problems_of(exc)), str(exc.value)
+    with pytest.raises(InputError, match=r"a.csv: not a file"):
+        (tmp_path / "a.csv").mkdir()
+        read_labels(tmp_path / "a.csv", label="y", constraints=None)

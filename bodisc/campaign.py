@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bodisc.config import UNSAFE_TO_CHANGE, CampaignConfig, dotted_get
-from bodisc.errors import StoreError, TellError
+from bodisc.errors import BodiscError, StoreError, TellError
 from bodisc.failpoints import failpoint
 from bodisc.loop import diagnostics, records
 from bodisc.loop.candidates import cheap_only, generate, seed_records
@@ -218,6 +218,10 @@ class Campaign:
                 if self.changed_on_resume:
                     self.tracker.set_tags({f"bodisc.resumed.{int(time.time())}.changed":
                                            ", ".join(self.changed_on_resume)})
+            for path in cfg.data.labelled:  # [data]: labels to start from (idempotent)
+                plan = self.ingest(path, kind="import")
+                if plan.labels:
+                    self.reporter.message(f"{path}: imported {plan.summary()}")
             self._log_pending_iterations()
             self._resources = stack.pop_all()
         return self
@@ -391,6 +395,88 @@ class Campaign:
             self._complete_if_done(it, {})
         return len(todo)
 
+    def ingest(self, path: str | Path, kind: str = "ingest") -> Any:
+        """Take labels, failures and withdrawals from a CSV or Parquet file, all or none.
+
+        The file's rules are :mod:`bodisc.loop.ingest`'s: a label settles a pending
+        suggestion or, for a molecule never proposed, is kept as an unpaid off-policy
+        label; ``status = cancelled`` withdraws a suggestion; an identical row is a no-op
+        (a file ingested twice changes nothing); a different second result is refused.
+        Each label keeps its provenance (file, row, time, content digest, ``source``).
+
+        Args:
+            path: The file (columns ``smiles``, the objective's property, optional
+                ``status``, ``reason``, ``source``; see :mod:`bodisc.data.tables`).
+            kind: ``ingest``, or ``import`` for ``[data] labelled``.
+
+        Returns:
+            The :class:`~bodisc.loop.ingest.IngestPlan` that was carried out.
+
+        Raises:
+            InputError: If the file or any of its rows cannot be taken (one line per
+                problem; nothing is written).
+        """
+        from bodisc.data.tables import read_labels
+        from bodisc.errors import InputError
+        from bodisc.loop.ingest import plan_ingest
+
+        store = self.store if self.store is not None else self._store()  # open() imports
+        cfg = self.config
+        table = read_labels(path, label=cfg.objective.property, constraints=cfg.generator)
+        name = str(path)
+        done = store.get_meta(f"ingested:{table.digest}")
+        plan = plan_ingest(table.rows, store.jobs(), name, cfg.objective.property, kind,
+                           table.digest)
+        if plan.problems:
+            raise InputError(name, plan.problems)
+        if plan.labels:
+            its = store.iterations()
+            iteration = max(r["iteration"] for r in its) if its else -1
+            store.commit_external(plan.labels, iteration, cfg.oracle.name, origin=kind,
+                                  meta={f"ingested:{table.digest}": {"file": name,
+                                                                     "rows": len(table.rows)}})
+            for it in sorted({r["iteration"] for r in store.iterations()
+                              if r["status"] == "selected"}):
+                self._complete_if_done(it, {})
+        elif done is None:
+            store.set_meta(f"ingested:{table.digest}", {"file": name, "rows": len(table.rows)})
+        return plan
+
+    def cancel(self, molecules: Iterable[str] | None = None, reason: str = "") -> int:
+        """Withdraw pending suggestions (all of them with ``molecules=None``).
+
+        A withdrawn suggestion no longer counts as a call and is never proposed again; a
+        label that still arrives for it is taken.
+
+        Args:
+            molecules: InChIKeys or SMILES of pending suggestions.
+            reason: Kept in the provenance.
+
+        Returns:
+            How many suggestions were withdrawn.
+
+        Raises:
+            TellError: For a molecule that is not a pending suggestion (nothing is
+                withdrawn then).
+        """
+        store = self._store()
+        pending = {j.inchikey: j for j in store.jobs("pending")}
+        if molecules is None:
+            ids = [j.id for j in pending.values()]
+        else:
+            ids = []
+            for k, molecule in enumerate(molecules):
+                key = self._inchikey(molecule, k)
+                if key not in pending:
+                    raise TellError(f"molecule {k} ({molecule}): not a pending suggestion")
+                ids.append(pending[key].id)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        n = store.cancel_jobs(ids, {"kind": "cancel", "time": stamp, "reason": reason})
+        for it in sorted({r["iteration"] for r in store.iterations()
+                          if r["status"] == "selected"}):
+            self._complete_if_done(it, {})
+        return n
+
     def _inchikey(self, molecule: str, row: int) -> str:
         """The InChIKey of a result's molecule (given as InChIKey or SMILES)."""
         if _INCHIKEY.match(molecule):
@@ -416,6 +502,12 @@ class Campaign:
             StoreError: If another process is running this campaign (the message names
                 it), or the store cannot be used.
         """
+        from bodisc.builtin_oracles.external import NAME as EXTERNAL
+
+        if self.config.oracle.name == EXTERNAL:
+            raise BodiscError(f"campaign {self.config.name!r} has oracle 'external': bodisc "
+                              f"runs no calculation for it; hand out proposals with "
+                              f"'bodisc suggest' and bring labels back with 'bodisc ingest'")
         opened_here = self._resources is None
         self.open()
         store, cfg = self.store, self.config
@@ -497,8 +589,9 @@ class Campaign:
         remaining = cfg.budget.oracle_calls - store.calls_used()
         if remaining <= 0:
             return False
-        if it == 0:
-            records = seed_records(cfg, self.features, iteration_rngs(cfg.random_seed, 0)[0])
+        records = (seed_records(cfg, self.features, iteration_rngs(cfg.random_seed, 0)[0])
+                   if it == 0 else [])
+        if records:  # none: a campaign that starts from labelled data asks the model
             store.add_molecules(
                 [(r.inchikey, r.smiles, r.heavy_atoms, "seed", ()) for r in records], it
             )

@@ -169,6 +169,134 @@ def report(
         typer.echo(f"wrote {path}")
 
 
+#: The columns ``bodisc suggest`` writes after the proposal's own: the label to fill in
+#: (named as the objective), then ``status``, ``reason``, ``source`` (see ``ingest``).
+SUGGEST_COLUMNS = ("smiles", "inchikey", "pred_mean", "pred_std", "acq_value", "iteration")
+
+
+@app.command()
+def suggest(
+    config: ConfigArg,
+    n: Annotated[int | None, typer.Option(
+        "--n", min=1, help="How many proposals (default: \\[acquisition] batch_size).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="CSV file to write (default: standard output).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Propose the next molecules and record them as pending (for labels from outside).
+
+    The CSV has the proposals and empty columns to fill in (the objective's property,
+    status, reason, source): give it back to 'bodisc ingest' as it is.
+    """
+    import csv
+    import io
+
+    from rich.console import Console
+
+    from bodisc.campaign import Campaign
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    with Campaign(cfg, str(config), _quiet_reporter(console)) as camp:
+        proposals = camp.ask(n)
+        pending = len(camp.proposals(pending_only=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*SUGGEST_COLUMNS, cfg.objective.property, "status", "reason", "source"])
+    for p in proposals:
+        writer.writerow([p.smiles, p.inchikey, _num(p.mean), _num(p.std), _num(p.acquisition),
+                         p.iteration, "", "", "", ""])
+    if out is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(buffer.getvalue())
+        tmp.replace(out)
+    console.print(f"{len(proposals)} proposal(s){f' in {out}' if out else ''}; "
+                  f"{pending} suggestion(s) pending")
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+@app.command()
+def ingest(
+    config: ConfigArg,
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file of labels.",
+                                         show_default=False)],
+    set_: SetOpt = None,
+) -> None:
+    """Take labels, failures (status failed, reason) and withdrawals (status cancelled).
+
+    All or nothing: a file with a bad row writes nothing and names every bad row. A file
+    ingested twice changes nothing. A label for a molecule never proposed is kept as an
+    off-policy label (it does not count against the budget).
+    """
+    from rich.console import Console
+
+    from bodisc.campaign import Campaign
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    with Campaign(cfg, str(config), _quiet_reporter(console)) as camp:
+        plan = camp.ingest(file)
+        pending = len(camp.proposals(pending_only=True))
+        used = camp.store.calls_used() if camp.store is not None else 0
+    console.print(f"{file}: {plan.summary()}; {pending} suggestion(s) pending, "
+                  f"{used} of {cfg.budget.oracle_calls} calls used")
+
+
+@app.command()
+def cancel(
+    config: ConfigArg,
+    molecules: Annotated[list[str] | None, typer.Argument(
+        help="SMILES or InChIKeys of pending suggestions (none: every pending one).",
+        show_default=False)] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Withdraw pending suggestions: they no longer count as calls nor come back."""
+    from rich.console import Console
+
+    from bodisc.campaign import Campaign
+    from bodisc.config import load_campaign
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    with Campaign(cfg, str(config), _quiet_reporter(console)) as camp:
+        n = camp.cancel(molecules or None, reason="bodisc cancel")
+    console.print(f"{n} suggestion(s) withdrawn")
+
+
+@app.command()
+def export(
+    config: ConfigArg,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="csv, parquet or sdf.")] = "csv",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="File to write (default: beside the store, labels.<format>).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write every result with its molecule, oracle, provenance, iteration and reason."""
+    from bodisc.config import load_campaign
+    from bodisc.errors import ConfigError
+    from bodisc.loop.records import EXPORT_FORMATS, export_labels
+    from bodisc.store import CampaignStore
+
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(str(config), "--format", fmt, f"one of {', '.join(EXPORT_FORMATS)}")
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    store = CampaignStore(cfg.path("store"), create=False)
+    try:
+        path = export_labels(store, cfg, fmt, out or cfg.path("store").parent / f"labels.{fmt}")
+    finally:
+        store.close()
+    typer.echo(f"{path}")
+
+
 bench_app = typer.Typer(
     help="Benchmarks; each reports a ratio against its baseline, measured in the same run.",
     no_args_is_help=True,

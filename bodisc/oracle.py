@@ -77,6 +77,9 @@ class Oracle(ABC):
     unit: ClassVar[str] = ""
     cost: ClassVar[float] = 1.0
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: True for an oracle that labels whatever the objective names (``external``):
+    #: it declares no property, and :meth:`returns` may give ``""``.
+    any_property: ClassVar[bool] = False
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
         if not isinstance(options, BaseModel):
@@ -161,7 +164,7 @@ def resolve_oracle(name: str) -> type[Oracle]:
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, Oracle)):
         raise RegistryError(f"{target!r} is not a bodisc.oracle.Oracle subclass")
-    if not cls.property:
+    if not cls.property and not cls.any_property:
         raise RegistryError(f"{target!r} does not declare the property it returns")
     return cls
 

@@ -42,6 +42,7 @@ class ExternalOracle(Oracle):
     """Stands for labels that arrive through ingest; evaluating it is an error."""
 
     name: ClassVar[str] = NAME
+    any_property: ClassVar[bool] = True
     cost: ClassVar[float] = 1.0
     Options: ClassVar[type[BaseModel]] = ExternalOptions
 

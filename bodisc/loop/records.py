@@ -181,3 +181,74 @@ def describe(config: CampaignConfig, calls: int | None = None,
         smiles, value, it = best[0]
         lines.append(f" Best: `{smiles}` = {value:.4g}{unit} (iteration {it}).")
     return "".join(lines)
+
+
+#: Formats of :func:`export_labels` (``bodisc export --format``).
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet", "sdf")
+
+
+def labels_frame(store: CampaignStore, config: CampaignConfig) -> Any:
+    """Every result of the campaign with its molecule, oracle, provenance and reason.
+
+    One row per job (every fidelity), in order. Columns: ``smiles``, ``inchikey``, the
+    objective's property (its value; empty for a failure), ``status`` (``pending``,
+    ``done``, ``failed``, ``cancelled``), ``reason``, ``oracle``, ``fidelity``,
+    ``iteration``, ``rank``, ``paid`` (counts against the budget), ``off_policy``,
+    ``pred_mean``, ``pred_std``, ``acq_value``, ``seconds`` and the provenance of labels
+    from outside: ``origin`` (``oracle``, ``ingest``, ``import``), ``file``, ``row``,
+    ``time``, ``source``.
+    """
+    import pandas as pd
+
+    prop = config.objective.property
+    rows = []
+    for j in store.jobs(fidelity=None):
+        prov = json.loads(j.provenance) if j.provenance else {}
+        rows.append({"smiles": j.smiles, "inchikey": j.inchikey, prop: j.value,
+                     "status": j.status, "reason": j.reason, "oracle": j.oracle,
+                     "fidelity": j.fidelity, "iteration": j.iteration, "rank": j.rank,
+                     "paid": j.paid, "off_policy": bool(prov.get("off_policy", False)),
+                     "pred_mean": j.pred_mean, "pred_std": j.pred_std,
+                     "acq_value": j.acq_value, "seconds": j.seconds,
+                     "origin": prov.get("kind", "oracle"), "file": prov.get("file"),
+                     "row": prov.get("row"), "time": prov.get("time"),
+                     "source": prov.get("source")})
+    columns = ["smiles", "inchikey", prop, "status", "reason", "oracle", "fidelity",
+               "iteration", "rank", "paid", "off_policy", "pred_mean", "pred_std",
+               "acq_value", "seconds", "origin", "file", "row", "time", "source"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def export_labels(store: CampaignStore, config: CampaignConfig, fmt: str, path: Path) -> Path:
+    """Write :func:`labels_frame` as CSV, Parquet or SDF; returns ``path``.
+
+    SDF has one record per job with the columns as SD properties. The file is written
+    under a temporary name first, then renamed, so a reader never sees half of it.
+    """
+    frame = labels_frame(store, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "csv":
+        frame.to_csv(tmp, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(tmp, index=False)
+    elif fmt == "sdf":
+        from rdkit import Chem
+
+        writer = Chem.SDWriter(str(tmp))
+        try:
+            for rec in frame.to_dict("records"):
+                mol = Chem.MolFromSmiles(rec["smiles"])
+                if mol is None:
+                    continue
+                mol.SetProp("_Name", rec["inchikey"])
+                for key, value in rec.items():
+                    if key != "smiles" and value is not None and value == value:
+                        mol.SetProp(key, str(value))
+                writer.write(mol)
+        finally:
+            writer.close()
+    else:
+        raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
+    tmp.replace(path)
+    return path

@@ -422,7 +422,8 @@ class Campaign:
 
         store = self.store if self.store is not None else self._store()  # open() imports
         cfg = self.config
-        table = read_labels(path, label=cfg.objective.property, constraints=cfg.generator)
+        table = read_labels(path, label=cfg.objective.property, constraints=cfg.generator,
+                            unanswered="skip" if kind == "ingest" else "refuse")
         name = str(path)
         done = store.get_meta(f"ingested:{table.digest}")
         plan = plan_ingest(table.rows, store.jobs(), name, cfg.objective.property, kind,

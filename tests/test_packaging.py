@@ -24,7 +24,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 #: The built-in oracles: the repository's oracles/ folder, installed under this name.
 ORACLES_PACKAGE = "bodisc.builtin_oracles"
-BUILTIN_ORACLES = {"xtb_dipole", "pyscf_dipole", "pyscf_gap", "qm9"}
+BUILTIN_ORACLES = {"xtb_dipole", "pyscf_dipole", "pyscf_gap", "qm9", "external"}
 
 
 def _packages_on_disk() -> set[str]:

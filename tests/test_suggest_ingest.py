@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 EXTERNAL = (TINY.replace('name = "xtb_dipole"', 'name = "external"')
             .replace("[oracle.options]\nn_conformers = 2\n", "")
             .replace('property = "dipole"', 'property = "logp"')
-            .replace('unit = "D"', 'unit = ""'))
+            .replace('unit = "D"', 'unit = ""')
+            .replace("candidates_per_iteration = 16", "candidates_per_iteration = 8"))
 
 
 def bodisc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -90,6 +91,11 @@ def test_suggest_ingest_cancel_export(tmp_path):
     b2 = pd.read_csv(tmp_path / "b2.csv")
     assert len(b2) == 3 and b2["pred_std"].notna().all() and set(b2["iteration"]) == {1}
     assert not set(b2["smiles"]) & set(b1["smiles"])
+
+    # the suggestion file given back before anything was measured: rows stay pending
+    proc = bodisc("ingest", str(path), "b2.csv", cwd=tmp_path)
+    assert proc.returncode == 0 and "0 suggestion(s) settled" in proc.stdout
+    assert "3 suggestion(s) pending" in proc.stdout
 
     # a bad file writes nothing and names every bad row
     rows = b2.assign(logp=["abc", 1.0, 2.0])

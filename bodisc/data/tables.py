@@ -492,6 +492,7 @@ def read_labels(
     constraints: ConstraintSpec | None,
     on_conflict: Literal["refuse", "first", "mean"] = "refuse",
     workers: int = 1,
+    unanswered: Literal["refuse", "skip"] = "refuse",
 ) -> LabelTable:
     """Read and validate a table of labels (CSV, gzipped CSV or Parquet).
 
@@ -516,6 +517,9 @@ def read_labels(
             cancelled repeats of a molecule that has a value are dropped). Identical
             repeats always collapse to the first row.
         workers: Processes parsing the SMILES (1: this process only).
+        unanswered: A row with an empty label and an empty status: ``refuse`` (a
+            problem), or ``skip`` it (``bodisc ingest``: a suggestion file given back
+            with only some rows measured; the others stay pending).
 
     Returns:
         The rows, one per molecule, in file order, with the file's SHA-256.
@@ -589,7 +593,7 @@ def read_labels(
         first_text: dict[str, str] = {}
         first_raw: dict[str, object] = {}
         later: dict[str, list[LabelRow]] = {}
-        duplicates = n_data = 0
+        duplicates = n_data = skipped = 0
         for row, smiles, extra, checked in _checked(items(), rules, workers):
             n_data += 1
             here = f"{file}: row {row}"
@@ -609,6 +613,10 @@ def read_labels(
             elif isinstance(checked, str):
                 problems.append(f"{here}, column {header[s_col]!r}: {_show(smiles)} {checked}")
                 bad = True
+            if unanswered == "skip" and _text(raw_status) is None \
+                    and _number(raw_label) == (None, True) and smiles:
+                skipped += 1  # a suggestion not measured yet: it stays pending
+                continue
             status_text = (_text(raw_status) or "done").lower()
             if status_text not in STATUSES:
                 column = header[optional["status"] or 0]

@@ -126,12 +126,16 @@ class Featuriser:
         cached = store.descriptors_of(keys, self.descriptor_set)
         todo = [(k, s) for k, s in dict(zip(keys, smiles, strict=True)).items()
                 if k not in cached]
-        if cfg.pool is not None and cfg.pool.is_library and todo:
-            self._from_library(store, it, [k for k, _ in todo], cached)
-            todo = []
-        elif cfg.pool is not None and todo:
-            self._from_pool(store, it, [k for k, _ in todo], cached)
-            todo = []
+        if cfg.pool is not None and todo:
+            # pool members come from the pool's descriptors; other molecules (labels
+            # from outside, [data] imports) are computed below like generated ones
+            pool = self.pool()
+            members = [k for k, _ in todo if k in pool]
+            if members and cfg.pool.is_library:
+                self._from_library(store, it, members, cached)
+            elif members:
+                self._from_pool(store, it, members, cached)
+            todo = [(k, s) for k, s in todo if k not in cached]
         args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
         for out in execute("descriptors", self.descriptor_set, descriptor_task,
                            [(k, (s, *args)) for k, s in todo], {k: k for k, _ in todo},

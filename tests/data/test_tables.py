@@ -440,3 +440,12 @@ def test_broken_gzip_and_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"a.csv: not a file"):
         (tmp_path / "a.csv").mkdir()
         read_labels(tmp_path / "a.csv", label="y", constraints=None)
+
+
+def test_unanswered_rows_are_skipped_only_when_asked(tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text("smiles,dGs,status,reason\nCCO,-5.0,,\nCC#N,,,\nCN,,failed,lost\n")
+    with pytest.raises(InputError, match="row 3, column 'dGs'"):
+        read_labels(path, label="dGs", constraints=None)
+    table = read_labels(path, label="dGs", constraints=None, unanswered="skip")
+    assert [(r.row, r.status) for r in table.rows] == [(2, "done"), (4, "failed")]

@@ -660,8 +660,11 @@ class Campaign:
         cfg = self.config
         assert self.store is not None
         acq = cfg.acquisition
-        name = staged(acq.name, it, self.store.calls_used(), cfg.budget.oracle_calls,
-                      acq.warmup_batches, acq.greedy_until)
+        # batches count from 1 after the seeds; a campaign that starts from labelled data
+        # and has no seeds makes its first model batch in iteration 0
+        seeded = bool(cfg.seed_molecules) or (cfg.pool is not None and not cfg.data.labelled)
+        name = staged(acq.name, it if seeded else it + 1, self.store.calls_used(),
+                      cfg.budget.oracle_calls, acq.warmup_batches, acq.greedy_until)
         spec = ACQUISITIONS[name]
         settings = self.surrogate_settings()
         step = {"strategy": name, "surrogate": settings, "beta": acq.beta}

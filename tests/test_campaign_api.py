@@ -225,3 +225,30 @@ def test_readme_script_runs_as_printed(tmp_path):
     assert len(first) == 8 and len(second) == 10
     assert not {p.inchikey for p in first} & {p.inchikey for p in second}
     assert np.isfinite([p.mean for p in second]).all()
+
+
+def test_a_campaign_starts_from_labelled_data(tmp_path):
+    """[data] labelled: imported before the first iteration, unpaid, with provenance; no
+    seed molecules needed, the first batch comes from the model; importing is idempotent."""
+    start = ["CCO", "CC#N", "CC(C)=O", "CN", "CCCO", "CCN", "C=CC=O", "CC(=O)O"]
+    labels = tmp_path / "start.csv"
+    labels.write_text("smiles,logp,source\n" + "".join(
+        f"{s},{logp(s):.6f},handbook\n" for s in start))
+    text = logp_campaign(tmp_path).read_text()
+    text = text.replace('seed_molecules = ["CCO", "CC#N", "CC(C)=O", "CN"]\n', "")
+    path = tmp_path / "data.toml"
+    path.write_text(text + '\n[data]\nlabelled = ["start.csv"]\n')
+    with open_campaign(path) as campaign:
+        store = campaign.store
+        imported = store.jobs("done")
+        assert len(imported) == 8 and not any(j.paid for j in imported)
+        assert all(json.loads(j.provenance)["kind"] == "import" for j in imported)
+        assert json.loads(imported[0].provenance)["source"] == "handbook"
+        assert store.calls_used() == 0
+        proposals = campaign.ask(3)
+        assert len(proposals) == 3 and proposals[0].iteration == 0
+        assert all(p.std is not None for p in proposals)  # chosen by the model
+        assert not {p.smiles for p in proposals} & set(start)
+        assert store.calls_used() == 3
+    with open_campaign(path) as again:  # opened again: nothing imported twice
+        assert len(again.store.jobs()) == 11 and again.store.calls_used() == 3

@@ -478,6 +478,89 @@ class Campaign:
             self._complete_if_done(it, {})
         return n
 
+    def predict(self, smiles: Sequence[str]) -> Any:
+        """The surrogate's prediction for molecules, with how far they lie from the labels.
+
+        Fits the campaign's surrogate on every label so far and predicts the given
+        molecules. Nothing is written to the store: descriptors it lacks are computed in
+        the campaign's workers and dropped (for a QM9 pool they come from an RDKit
+        conformer, not QM9's geometry).
+
+        Args:
+            smiles: The molecules.
+
+        Returns:
+            A pandas DataFrame in input order: ``smiles`` (as given), ``inchikey``,
+            ``mean`` and ``std`` (label units), ``distance`` (to the nearest labelled
+            molecule in z-scored descriptors, as the GP sees them), ``max_tanimoto`` (to
+            the labelled molecules), ``labelled`` (its label, if it has one) and
+            ``reason`` (why there is no prediction).
+
+        Raises:
+            BodiscError: With fewer than 3 labelled molecules that have descriptors.
+        """
+        import pandas as pd
+
+        from bodisc.chem.molecule import record_from_smiles
+        from bodisc.errors import InvalidMoleculeError
+        from bodisc.loop.refit import fit_surrogate
+        from bodisc.metrics import descriptor_distance, max_tanimoto
+        from bodisc.surrogates import SURROGATES, with_categories
+
+        store, cfg, feats = self._store(), self.config, self.features
+        rows: list[dict[str, Any]] = []
+        for text in smiles:
+            try:
+                rec = record_from_smiles(text)
+                rows.append({"smiles": text, "inchikey": rec.inchikey, "_canon": rec.smiles})
+            except InvalidMoleculeError as exc:
+                rows.append({"smiles": text, "inchikey": None, "reason": str(exc)})
+        labelled = self._labelled()
+        keys = [j.inchikey for j in labelled] + [r["inchikey"] for r in rows if r["inchikey"]]
+        cached = store.descriptors_of(keys, feats.descriptor_set)
+        vec = {k: [v[c] for c in feats.columns] for k, (st, v, _) in cached.items()
+               if st == "done" and v}
+        todo = {r["inchikey"]: r["_canon"] for r in rows
+                if r["inchikey"] and r["inchikey"] not in cached}
+        todo.update({j.inchikey: j.smiles for j in labelled if j.inchikey not in cached})
+        computed, failures = feats.compute(list(todo), list(todo.values()), self._execute)
+        vec.update(computed)
+        train = [j for j in labelled if j.inchikey in vec]
+        if len(train) < 3:
+            raise BodiscError(f"campaign {cfg.name!r}: {len(train)} labelled molecule(s) with "
+                              f"descriptors; a prediction needs at least 3")
+        settings = self.surrogate_settings()
+
+        def matrix(keys: Sequence[str], smis: Sequence[str]) -> np.ndarray:
+            X = np.array([vec[k] for k in keys], dtype=float).reshape(len(keys),
+                                                                        len(feats.names))
+            return with_categories(X, list(smis)) if SURROGATES[settings.kind].uses_categories \
+                else X
+
+        X_train = matrix([j.inchikey for j in train], [j.smiles for j in train])
+        model, _ = fit_surrogate(settings, X_train, np.array([self.sign * j.value for j in train]),
+                                 restart_seed=(cfg.random_seed, -1, 1))
+        ok = [r for r in rows if r["inchikey"] in vec]
+        if ok:
+            X = matrix([r["inchikey"] for r in ok], [r["_canon"] for r in ok])
+            mean, std = model.predict(X)
+            raw_train = np.array([vec[j.inchikey] for j in train], dtype=float)
+            train_smiles = [j.smiles for j in train]
+            for r, m, sd in zip(ok, mean, std, strict=True):
+                x = np.array(vec[r["inchikey"]], dtype=float)
+                r.update(mean=self.sign * float(m), std=float(sd),
+                         distance=descriptor_distance(raw_train, x),
+                         max_tanimoto=max_tanimoto(train_smiles, r["_canon"]))
+        label_of = {j.inchikey: j.value for j in labelled}
+        for r in rows:
+            if r["inchikey"] in label_of:
+                r["labelled"] = label_of[r["inchikey"]]
+            if r["inchikey"] and r["inchikey"] not in vec:
+                r["reason"] = failures.get(r["inchikey"], "no descriptors")
+        columns = ["smiles", "inchikey", "mean", "std", "distance", "max_tanimoto",
+                   "labelled", "reason"]
+        return pd.DataFrame([{k: r.get(k) for k in columns} for r in rows], columns=columns)
+
     def _inchikey(self, molecule: str, row: int) -> str:
         """The InChIKey of a result's molecule (given as InChIKey or SMILES)."""
         if _INCHIKEY.match(molecule):

@@ -272,6 +272,40 @@ def cancel(
 
 
 @app.command()
+def predict(
+    config: ConfigArg,
+    file: Annotated[Path, typer.Argument(
+        help="Molecules: .smi, or .csv/.parquet with a smiles column.", show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="CSV file to write (default: standard output).")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Predict molecules with the campaign's surrogate; nothing is recorded in the store.
+
+    Columns: smiles, inchikey, mean, std, distance (to the nearest labelled molecule in
+    z-scored descriptors), max_tanimoto, labelled (its label, if any), reason.
+    """
+    from rich.console import Console
+
+    from bodisc.campaign import Campaign
+    from bodisc.config import load_campaign
+    from bodisc.data.tables import read_library
+
+    cfg = load_campaign(config, _parse_overrides(set_ or []))
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    table = read_library(file, constraints=None)
+    for bad in table.rejected:
+        console.print(bad.message(str(file)))
+    with Campaign(cfg, str(config), _quiet_reporter(console), tracking=False) as camp:
+        frame = camp.predict([m.smiles for m in table.molecules])
+    if out is None:
+        sys.stdout.write(frame.to_csv(index=False, float_format="%.6g"))
+    else:
+        frame.to_csv(out, index=False, float_format="%.6g")
+        console.print(f"{len(frame)} prediction(s) in {out}")
+
+
+@app.command()
 def export(
     config: ConfigArg,
     fmt: Annotated[str, typer.Option(

@@ -45,6 +45,14 @@ class RDKitFeatures(Featuriser):
         return {k: [v[c] for c in self.columns] for k, (status, v, _) in cached.items()
                 if status == "done"}
 
+    def compute(self, keys, smiles, execute):
+        out = {}
+        for key, smi in zip(keys, smiles, strict=True):
+            mol = Chem.MolFromSmiles(smi)
+            out[key] = [Descriptors.TPSA(mol), Crippen.MolMR(mol), mol.GetNumHeavyAtoms(),
+                        Descriptors.MolWt(mol)]
+        return out, {}
+
 
 def logp(smiles: str) -> float:
     return Crippen.MolLogP(Chem.MolFromSmiles(smiles))
@@ -252,3 +260,28 @@ def test_a_campaign_starts_from_labelled_data(tmp_path):
         assert store.calls_used() == 3
     with open_campaign(path) as again:  # opened again: nothing imported twice
         assert len(again.store.jobs()) == 11 and again.store.calls_used() == 3
+
+
+def test_predict_writes_nothing_and_says_how_far_molecules_are(tmp_path):
+    path = logp_campaign(tmp_path, budget=10)
+    with open_campaign(path) as campaign:
+        drive(campaign)
+        store = campaign.store
+        before = (len(store.jobs()), store.calls_used(),
+                  len(store.descriptors_of([j.inchikey for j in store.jobs()] + ["x"],
+                                           campaign.features.descriptor_set)))
+        known = store.jobs("done")[0]
+        frame = campaign.predict(["CCCCCCCCO", "not a smiles", known.smiles, "OCC(O)CO"])
+        assert list(frame["smiles"]) == ["CCCCCCCCO", "not a smiles", known.smiles, "OCC(O)CO"]
+        assert frame["mean"].notna().sum() == 3 and (frame["std"].dropna() > 0).all()
+        assert frame["reason"].iloc[1] and np.isnan(frame["mean"].iloc[1])
+        assert frame["labelled"].iloc[2] == pytest.approx(known.value)
+        # octanol lies farther from the small labelled molecules than the known one
+        assert frame["distance"].iloc[0] > frame["distance"].iloc[2] == pytest.approx(0.0)
+        assert frame["max_tanimoto"].iloc[2] == pytest.approx(1.0)
+        after = (len(store.jobs()), store.calls_used(),
+                 len(store.descriptors_of([j.inchikey for j in store.jobs()] + ["x"],
+                                          campaign.features.descriptor_set)))
+        assert after == before
+        # the model ranks by what it learnt: more carbon, higher logP
+        assert frame["mean"].iloc[0] > frame["mean"].iloc[3]

@@ -7,6 +7,7 @@ RDKit's Crippen logP, so every label is known and checkable.
 from __future__ import annotations
 
 import csv
+import io
 import sqlite3
 import subprocess
 import sys
@@ -141,3 +142,13 @@ def test_suggest_ingest_cancel_export(tmp_path):
     assert table[table["smiles"] == "CN"].iloc[0]["reason"] == "sample lost"
     sdf = [m for m in Chem.SDMolSupplier(str(tmp_path / "labels.sdf")) if m is not None]
     assert len(sdf) == 8 and sdf[0].HasProp("status")
+
+    # predict: the campaign's model on molecules of a file, nothing recorded
+    (tmp_path / "mols.smi").write_text("CCCO\nC1CC\nCCO\n")
+    before = jobs(store)
+    proc = bodisc("predict", str(path), "mols.smi", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "mols.smi: row 2" in proc.stderr  # the bad SMILES is listed and left out
+    pred = pd.read_csv(io.StringIO(proc.stdout))
+    assert list(pred["smiles"]) == ["CCCO", "CCO"] and pred["std"].gt(0).all()
+    assert pred["labelled"].iloc[1] == pytest.approx(lab("CCO")) and jobs(store) == before

@@ -153,6 +153,30 @@ class Featuriser:
         return {k: [v[c] for c in cols] for k, (status, v, _) in cached.items()
                 if status == "done" and v}
 
+    def compute(self, keys: Sequence[str], smiles: Sequence[str], execute: Execute
+                ) -> tuple[dict[str, list[float]], dict[str, str]]:
+        """Descriptors of molecules computed now and kept nowhere (``Campaign.predict``).
+
+        Returns:
+            ``(vectors, failures)``: InChIKey -> values in the order of :attr:`names`,
+            and InChIKey -> reason for the molecules that failed.
+        """
+        from bodisc.execution.tasks import descriptor_task
+
+        cfg = self.config
+        args = (tuple(self.tier_names), cfg.descriptors.conformer_seed)
+        todo = dict(zip(keys, smiles, strict=True))
+        vectors: dict[str, list[float]] = {}
+        failures: dict[str, str] = {}
+        for out in execute("descriptors", self.descriptor_set, descriptor_task,
+                           [(k, (s, *args)) for k, s in todo.items()], {k: k for k in todo},
+                           cfg.execution.descriptor_timeout_s):
+            if out.failure is None:
+                vectors[out.key] = [out.value[0][c] for c in self.columns]
+            else:
+                failures[out.key] = out.failure
+        return vectors, failures
+
     def _from_pool(self, store: CampaignStore, it: int, keys: Sequence[str],
                    cached: dict[str, tuple[str, Any, Any]]) -> None:
         """Descriptors of pool molecules on their own geometries (disk-cached), stored."""

@@ -744,6 +744,27 @@ def bench_oracle_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+@bench_app.command("ingest")
+def bench_ingest_cmd(
+    rows: Annotated[int, typer.Option(help="QM9 rows in the label file.", min=1)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 sample.")] = 0,
+    json_out: JsonOpt = None,
+) -> None:
+    """Ingest throughput: seconds to read, check and commit a file of labels."""
+    import json
+
+    from bodisc.bench.ingest import bench_ingest
+
+    result = bench_ingest(rows, seed)
+    typer.echo(f"{result['molecules']} molecules ({result['rows']} rows): read and checked "
+               f"in {result['read_s']:.1f} s, ingested in {result['ingest_s']:.1f} s "
+               f"({result['rows_per_s']:.0f} rows/s), the same file again in "
+               f"{result['again_s']:.1f} s ({result['unchanged_again']} unchanged)")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+        typer.echo(f"wrote {json_out}")
+
+
 @bench_app.command("extrapolation")
 def bench_extrapolation_cmd(
     data: Annotated[Path, typer.Option(help="Table (CSV) with SMILES, label, descriptors.")],

@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "RegistryError": "bodisc.errors",
     "StoreError": "bodisc.errors",
     "TellError": "bodisc.errors",
+    "InputError": "bodisc.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -141,9 +141,10 @@ def main() -> None:
         X_lab = X_all[order[:N_LABELLED]]
         X_pool = X_all[order[N_LABELLED:]]
         name, ranked = descriptor_ranking(pool, lab, features.names, X_pool, X_lab)
-        for method, picks, note in (("bodisc", chosen, "logei on a GP, 10 per batch"),
-                                    ("random", random_order, "random order of the pool"),
-                                    ("descriptor", ranked, name)):
+        runs = (("bodisc", chosen, "ucb on a GP with the dEw prior mean, 10 per batch"),
+                ("random", random_order, "random order of the pool"),
+                ("descriptor", ranked, name))
+        for method, picks, note in runs:
             rec = {"method": method, "seed": seed,
                    "top10pct_recall_50": recall(picks, top, 50),
                    "top10pct_recall_100": recall(picks, top, 100), "note": note,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bodisc.errors import StoreError
+from bodisc.failpoints import failpoint
 
 SCHEMA_VERSION = 3
 
@@ -419,6 +420,7 @@ class CampaignStore:
                     (lab.inchikey, iteration, rank, oracle, lab.status, lab.value, lab.reason,
                      now, now, prov))
                 rank += 1
+                failpoint("ingest.row")  # tests: a kill inside the transaction
             for key, value in (meta or {}).items():
                 db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                            (key, json.dumps(value)))

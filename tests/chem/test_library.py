@@ -172,3 +172,19 @@ def test_campaign_chooses_from_a_library(tmp_path):
     assert len({k for k, _ in jobs}) == 10
     assert all(o.startswith("library:") or o == "seed" for o in origins)
     assert all(s.startswith("library-fast/") for s in sets)
+
+
+def test_featurise_library_runs_on_dask_too(tmp_path):
+    pytest.importorskip("distributed")
+    from bodisc.execution.dask import DaskExecutor
+
+    (tmp_path / "lib.smi").write_text("C\nCC\nCO\n")
+    records = read_records(tmp_path / "lib.smi", cache_dir=tmp_path)
+    cache = ColumnarCache(tmp_path / "lib", {"test": "dask"}, FAST)
+    with DaskExecutor(1, None) as executor:
+        summary = featurise_library(records.inchikey, records.smiles, cache,
+                                    conformer_seed=0, executor=executor, chunk_size=2,
+                                    progress=False)
+    assert (summary.done, summary.failed, summary.skipped) == (3, 0, 0)
+    assert len(ColumnarCache(tmp_path / "lib", {"test": "dask"}, FAST)) == 3
+    assert len(cache.chunks) == 2  # chunks of 2, then the rest

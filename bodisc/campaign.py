@@ -416,12 +416,15 @@ class Campaign:
             InputError: If the file or any of its rows cannot be taken (one line per
                 problem; nothing is written).
         """
-        from bodisc.data.tables import read_labels
+        from bodisc.data.tables import file_digest, read_labels
         from bodisc.errors import InputError
-        from bodisc.loop.ingest import plan_ingest
+        from bodisc.loop.ingest import IngestPlan, plan_ingest
 
         store = self.store if self.store is not None else self._store()  # open() imports
         cfg = self.config
+        if kind == "import" and Path(path).is_file() and \
+                store.get_meta(f"ingested:{file_digest(Path(path))}") is not None:
+            return IngestPlan()  # [data] file imported before, unchanged: nothing to read
         table = read_labels(path, label=cfg.objective.property, constraints=cfg.generator,
                             unanswered="skip" if kind == "ingest" else "refuse")
         name = str(path)

@@ -342,7 +342,8 @@ def _suffix(path: Path, allowed: Sequence[str], file: str) -> str:
     )
 
 
-def _digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes: how an ingested file is recognised."""
     sha = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -702,7 +703,7 @@ def read_labels(
         rows = [_mean_of([entry, *later[entry.inchikey]]) if entry.inchikey in later else entry
                 for entry in rows]
     return LabelTable(
-        path=path, label=label, rows=tuple(rows), digest=_digest(path), duplicates=duplicates
+        path=path, label=label, rows=tuple(rows), digest=file_digest(path), duplicates=duplicates
     )
 
 
@@ -819,7 +820,7 @@ def read_library(
         molecules=tuple(molecules),
         rejected=tuple(rejected),
         duplicates=duplicates,
-        digest=_digest(path),
+        digest=file_digest(path),
     )
 
 

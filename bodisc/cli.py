@@ -765,6 +765,52 @@ def bench_ingest_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+@bench_app.command("library")
+def bench_library_cmd(
+    n: Annotated[int, typer.Option(help="QM9 molecules in the library file.", min=2)] = 20_000,
+    sample: Annotated[int, typer.Option(help="Molecules timed with 1 and 2 workers.",
+                                        min=1)] = 1_000,
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 samples.")] = 0,
+    workers: Annotated[int, typer.Option(help="Workers of the killed run.", min=1)] = 2,
+    kill_at: Annotated[float, typer.Option(help="Share committed when SIGKILL lands.",
+                                           min=0.01, max=0.99)] = 0.5,
+    root: Annotated[Path, typer.Option(help="Folder of the files and caches.")] = Path(
+        "runs/bench/library"),
+    json_out: JsonOpt = None,
+) -> None:
+    """Library featurisation: throughput with 1 and 2 workers; SIGKILL midway, restart."""
+    import json
+
+    from bodisc.bench.library import run
+
+    result = run(n, sample, seed, workers, kill_at, root)
+    for r in result["throughput"]:
+        typer.echo(f"{r['workers']} worker(s): {r['molecules']} molecules in "
+                   f"{r['elapsed_s']:.0f} s, {r['molecules_per_s']:.1f} mol/s")
+    typer.echo(f"2 workers over 1: {result['speedup_2_over_1']:.2f}")
+    k = result["resume"]
+    typer.echo(f"{k['molecules']} molecules, killed with {k['committed_at_kill']} committed; "
+               f"restart computed {k['computed_after_restart']}, "
+               f"{k['recomputed_committed']} of them already committed; "
+               f"cache holds {k['in_cache']} ({k['duplicates_in_cache']} duplicates)")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
+@bench_app.command("pool-memory", context_settings={"allow_extra_args": True,
+                                                    "ignore_unknown_options": True})
+def bench_pool_memory_cmd(ctx: typer.Context) -> None:
+    """Memory of choosing a batch from a 1,000,000-row cached pool (synthetic rows).
+
+    Options are those of ``python -m bodisc.bench.pool_memory --help`` (``--rows``,
+    ``--dim``, ``--train``, ``--q``, ``--strategy``, ``--cache``, ``--out``).
+    """
+    from bodisc.bench.pool_memory import main as pool_memory
+
+    pool_memory(list(ctx.args))
+
+
 @bench_app.command("extrapolation")
 def bench_extrapolation_cmd(
     data: Annotated[Path, typer.Option(help="Table (CSV) with SMILES, label, descriptors.")],

@@ -177,6 +177,22 @@ class AcquisitionConfig(_Frozen):
     greedy_until: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the oracle budget up to which "
         "model batches are greedy (largest posterior means); `name` chooses after it")
+    intervention_k: int = Field(
+        default=3, ge=1, description="intervention: descriptors intervened on, those with "
+        "the largest total causal effect on the target")
+    intervention_step: float = Field(
+        default=1.0, gt=0.0, description="intervention: the target aimed at is the best "
+        "label plus this many standard deviations of the labels")
+    intervention_descriptors: int = Field(
+        default=8, ge=2, le=40, description="intervention: descriptors in the causal graph, "
+        "those most correlated (Spearman) with the labels")
+
+    def options(self) -> dict[str, Any]:
+        """Settings of the strategies that take them (``intervention``)."""
+        if self.name != "intervention":
+            return {}
+        return {"k": self.intervention_k, "step": self.intervention_step,
+                "max_descriptors": self.intervention_descriptors}
 
 
 class OracleConfig(_Frozen):
@@ -332,6 +348,39 @@ class PoolConfig(_Frozen):
         return Path(self.source).expanduser().resolve()
 
 
+class DesignConfig(_Frozen):
+    """How a pool campaign chooses the molecules it labels first (iteration 0).
+
+    ``random``: ``[pool] n_seeds`` molecules drawn at random. ``causal``: the active causal
+    sampling of Fox and Ghosh (2024, :mod:`bodisc.causal.design`): starting from one
+    random molecule, each round draws ``batch_per_cluster`` molecules from each of
+    ``clusters`` clusters of the pool (a Gaussian mixture on ``cluster_on``) and keeps
+    the draw whose DirectLiNGAM graph is closest to the whole pool's, until ``n_seeds``
+    are chosen. The graph's target (a sink) is the campaign's cheap analogue
+    (``acquisition.rank_by``) unless ``sink = "none"``. Needs the ``causal`` extra.
+    """
+
+    kind: Literal["random", "causal"] = Field(
+        default="random", description="random: n_seeds pool molecules at random; causal: "
+        "the subset whose causal graph matches the pool's (Fox and Ghosh)")
+    batch_per_cluster: int = Field(default=20, ge=1, description="causal: molecules drawn "
+                                   "from each cluster per round")
+    clusters: int = Field(default=3, ge=1, le=20, description="causal: Gaussian-mixture "
+                          "clusters of the pool")
+    cluster_on: tuple[str, ...] = Field(
+        default=(), description="causal: descriptors the clusters are found on; empty: "
+        "the default of bodisc.causal.design")
+    sink: Literal["rank_by", "none"] = Field(
+        default="rank_by", description="causal: the graph's target, the cheap analogue "
+        "acquisition.rank_by, or none (a graph of the descriptors alone)")
+    descriptors: int = Field(default=9, ge=2, le=40, description="causal: descriptors in "
+                             "the graph, those most correlated with the sink (all "
+                             "spread out with sink = none: the first ones)")
+    reference_rows: int = Field(default=20_000, ge=100, description="causal: pool "
+                                "molecules (a seeded sample) the reference graph is "
+                                "learnt on")
+
+
 class FidelityConfig(_Frozen):
     """A cheap oracle beside the campaign's own (the target), and the rule choosing one.
 
@@ -415,6 +464,18 @@ class CampaignConfig(_Frozen):
     pool: PoolConfig | None = None
     fidelity: FidelityConfig | None = None
     data: DataConfig = DataConfig()
+    design: DesignConfig = DesignConfig()
+
+    @property
+    def draws_pool_seeds(self) -> bool:
+        """Whether iteration 0 labels ``[pool] n_seeds`` pool molecules.
+
+        A pool campaign does, unless it starts from labelled data (``[data]``) with a
+        random design: then its labels are the start and the model chooses iteration 0.
+        A causal design always chooses its start (with labels, learnt on them).
+        """
+        return self.pool is not None and (not self.data.labelled
+                                           or self.design.kind == "causal")
 
     def path(self, which: Literal["store", "mlruns", "export_csv"]) -> Path:
         """Absolute path of one of the ``[paths]`` entries, ``{name}`` filled in."""
@@ -570,6 +631,7 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             f"oracle {config.oracle.name!r} returns {returned!r}",
         )
     _check_pool(file, config)
+    _check_causal(file, config, names)
     gen = config.generator
     if gen.replace_weight + gen.insert_weight + gen.delete_weight <= 0:
         raise ConfigError(
@@ -592,7 +654,7 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
             f"must be at least one batch (acquisition.batch_size = "
             f"{config.acquisition.batch_size})",
         )
-    n_seeds = (config.pool.n_seeds if config.pool and not config.data.labelled
+    n_seeds = (config.pool.n_seeds if config.pool and config.draws_pool_seeds
                else len(config.seed_molecules))
     if config.budget.oracle_calls < n_seeds:
         raise ConfigError(
@@ -729,6 +791,27 @@ def _check_terms(file: str, field: str, text: str, names: Sequence[str]) -> None
         if name not in names:
             raise ConfigError(file, field, text, f"{name!r} must be one of the campaign's "
                                                  f"descriptors: {', '.join(names)}")
+
+
+def _check_causal(file: str, config: CampaignConfig, names: Sequence[str]) -> None:
+    """A causal design needs a pool and the extra; interventions need the extra."""
+    design = config.design
+    if design.kind == "causal":
+        if config.pool is None:
+            raise ConfigError(file, "design.kind", "causal",
+                              "a causal design chooses from a [pool]; add one, or use "
+                              "kind = 'random'")
+        for i, name in enumerate(design.cluster_on):
+            if name not in names:
+                raise ConfigError(file, f"design.cluster_on[{i}]", name,
+                                  f"not a descriptor of the campaign; choose from: "
+                                  f"{', '.join(names)}")
+        if design.sink == "rank_by":
+            _check_terms(file, "acquisition.rank_by", config.acquisition.rank_by, names)
+    if design.kind == "causal" or config.acquisition.name == "intervention":
+        from bodisc.causal.graph import require_lingam
+
+        require_lingam()  # OptionalDependencyError: one line with the install command
 
 
 def parse_proxy(text: str) -> tuple[tuple[str, float], ...]:

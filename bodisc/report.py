@@ -32,6 +32,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ class RunData:
         features: Descriptors per labelled molecule, ``inchikey -> (d,)`` vector.
         extrapolation: The run's extrapolation records.
         run_id: MLflow run id, if logged.
+        causal: The latest causal graph the run's interventions learnt (the plan's JSON
+            form with its iteration), or ``None``.
     """
 
     label: str
@@ -75,6 +78,7 @@ class RunData:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     extrapolation: list[dict[str, Any]] = field(default_factory=list)
     run_id: str | None = None
+    causal: dict[str, Any] | None = None
 
 
 @dataclass
@@ -159,11 +163,31 @@ def load_run(store_path: Path, label: str | None = None, strategy: str | None = 
                     for k, v in vectors.items()}
         extrapolation = extrapolation_table(store, featuriser)
         run_id = store.get_meta("mlflow_run_id")
+        causal = None
+        for row in reversed(store.iterations()):
+            shown = store.get_meta(f"causal/{row['iteration']}")
+            if shown:
+                causal = {**shown, "iteration": row["iteration"]}
+                break
     finally:
         store.close()
     return RunData(label or config.name, strategy or config.acquisition.name,
                    config.random_seed if seed is None else seed, config, calls, features,
-                   extrapolation, run_id)
+                   extrapolation, run_id, causal)
+
+
+def plot_causal_graphs(data: ReportData, out: Path) -> list[Path]:
+    """The latest causal graph of each run that learnt one (``causal_<run>.png``)."""
+    from bodisc.causal.draw import draw_graph
+
+    paths = []
+    for run in data.runs:
+        if run.causal:
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", run.label)
+            paths.append(draw_graph(run.causal["graph"], out / f"causal_{name}.png",
+                                    f"{run.label}: causal graph of iteration "
+                                    f"{run.causal['iteration']}"))
+    return paths
 
 
 def _compute_descriptors(featuriser: Any, smiles_of: dict[str, str], cache: Any
@@ -855,6 +879,14 @@ def run_anchor(uri: str | None, experiment_id: str | None, run_id: str | None,
                 f"{html.escape(str(run_id))}</a>")
 
 
+def _caption(name: str) -> str:
+    if name.startswith("causal_"):
+        return ("The causal graph (DirectLiNGAM) the interventions learnt from the labels "
+                "at their latest iteration: arrows from cause to effect, weights in "
+                "standard deviations (blue positive, red negative), the target in gold.")
+    return _CAPTIONS.get(name, name)
+
+
 _CAPTIONS = {
     "best_so_far.png": "Best value and mean of the 10 best against oracle calls (failed "
                        "calls count). Line: median over seeds; band: range of the seeds.",
@@ -925,7 +957,7 @@ def write_html(data: ReportData, figures: Sequence[Path], path: Path) -> Path:
     for fig in figures:
         b64 = base64.b64encode(Path(fig).read_bytes()).decode("ascii")
         figs.append(f'<figure><img alt="{fig.name}" src="data:image/png;base64,{b64}">'
-                    f"<figcaption>{html.escape(_CAPTIONS.get(fig.name, fig.name))}"
+                    f"<figcaption>{html.escape(_caption(fig.name))}"
                     f"</figcaption></figure>")
     cfg = data.config
     page = f"""<!DOCTYPE html>
@@ -971,6 +1003,7 @@ def build_report(data: ReportData, out: Path) -> list[Path]:
         plot_extrapolation(data, out / "extrapolation.png"),
         plot_best_molecules(data, out / "best_molecules.png"),
         plot_search_map(data, out / "search_map.png"),
+        *plot_causal_graphs(data, out),
     ]
     pd.DataFrame(strategy_rows(data)).to_csv(out / "strategies.csv", index=False)
     pd.DataFrame(run_rows(data)).to_csv(out / "runs.csv", index=False)

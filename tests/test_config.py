@@ -33,7 +33,7 @@ BAD = [
     ('oracle_calls = 10', 'oracle_calls = "ten"', "budget.oracle_calls", "integer"),
     ('"CCO", "CC#N"', '"CCO", "C1CC"', "seed_molecules[1]", "not a valid molecule"),
     ('name = "logei"', 'name = "expected_awesomeness"', "acquisition.name",
-     "greedy, logei, random, rank, thompson, ucb"),
+     "greedy, intervention, logei, random, rank, thompson, ucb"),
     ('name = "xtb_dipole"', 'name = "dft_magic"', "oracle.name", "registered: "),
     ('"CCO", "CC#N"', '"CCO", "CCCCCCCC"', "seed_molecules[1]", "max_heavy_atoms"),
     ('"CCO", "CC#N"', '"CCO", "CCS"', "seed_molecules[1]", "allowed_elements"),
@@ -69,6 +69,12 @@ BAD = [
      "'matern52', 'matern32' or 'rbf'"),
     ('[acquisition]', '[surrogate]\ndevice = "tpu"\n\n[acquisition]', "surrogate.device",
      "'auto', 'cpu' or 'cuda'"),
+    ('[acquisition]', '[design]\nkind = "causal"\n\n[acquisition]', "design.kind",
+     "a causal design chooses from a [pool]"),
+    ('[acquisition]', '[design]\nkind = "clever"\n\n[acquisition]', "design.kind",
+     "'random' or 'causal'"),
+    ('[acquisition]', '[design]\nclusters = 0\n\n[acquisition]', "design.clusters",
+     "greater than or equal to 1"),
 ]
 
 

@@ -22,6 +22,10 @@ Batches (q > 1) without per-candidate Python loops:
 * ``rank``: the q best values of one cheap descriptor (``acquisition.rank_by``, e.g. the
   force-field-geometry xTB dipole ``mu`` for a dipole campaign): the strongest simple
   baseline, no model.
+* ``intervention``: Fox and Ghosh's causal interventions (:mod:`bodisc.causal.intervention`):
+  a DirectLiNGAM graph on the labelled molecules, the descriptors with the largest total
+  effects on the target moved to reach the incumbent plus a step, and the candidates
+  nearest to those intervened points. No GP; needs the ``causal`` extra.
 
 Pending molecules (chosen earlier, label not yet back: ``AcquisitionContext.pending``) are
 conditioned on the same way as the earlier picks of a batch: the kriging believer takes
@@ -33,8 +37,8 @@ their means. Conditioning on the mean leaves the posterior mean as it is, so ``g
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +67,11 @@ class AcquisitionContext:
             maximisation form, shape ``(m,)``.
         pending: Descriptors of molecules chosen earlier whose labels are not back yet,
             shape ``(p, d)``, or ``None``: the batch is conditioned on them.
+        X_train: For strategies that learn from the labels without the GP
+            (``intervention``): the labelled descriptors, shape ``(n, d)``.
+        y_train: Their labels, maximisation form, shape ``(n,)``.
+        names: The descriptors' names, length ``d`` (for graphs people read).
+        options: Strategy settings from ``[acquisition]`` (e.g. ``intervention_k``).
     """
 
     X: np.ndarray
@@ -73,6 +82,10 @@ class AcquisitionContext:
     beta: float = DEFAULT_BETA
     ranking: np.ndarray | None = None
     pending: np.ndarray | None = None
+    X_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
+    names: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,10 +95,13 @@ class Selection:
     Attributes:
         index: Candidate indices, shape ``(q,)``.
         score: The acquisition value at the moment each was chosen, shape ``(q,)``.
+        info: What a strategy learnt that people may want to see (``intervention``:
+            ``{"plan": InterventionPlan}``), or ``None``.
     """
 
     index: np.ndarray
     score: np.ndarray
+    info: dict[str, Any] | None = None
 
 
 Strategy = Callable[[AcquisitionContext], Selection]
@@ -98,20 +114,26 @@ class StrategySpec:
     fn: Strategy
     needs_model: bool
     needs_descriptors: bool
+    needs_labels: bool = False
 
 
 #: The one list of acquisition names (config validation and CLI choices read it).
 ACQUISITIONS: dict[str, StrategySpec] = {}
 
 
-def register(name: str, needs_model: bool = True,
-             needs_descriptors: bool = True) -> Callable[[Strategy], Strategy]:
-    """Register a strategy under ``name``; a duplicate name is refused."""
+def register(name: str, needs_model: bool = True, needs_descriptors: bool = True,
+             needs_labels: bool = False) -> Callable[[Strategy], Strategy]:
+    """Register a strategy under ``name``; a duplicate name is refused.
+
+    ``needs_labels``: a strategy without the GP that learns from the labelled molecules
+    itself (it gets ``X_train``, ``y_train`` and ``names`` in its context).
+    """
 
     def wrap(fn: Strategy) -> Strategy:
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition {name!r} is already registered")
-        ACQUISITIONS[name] = StrategySpec(fn, needs_model, needs_descriptors or needs_model)
+        ACQUISITIONS[name] = StrategySpec(fn, needs_model, needs_descriptors or needs_model,
+                                          needs_labels)
         return fn
 
     return wrap
@@ -360,3 +382,15 @@ def random_choice(ctx: AcquisitionContext) -> Selection:
     m = ctx.X.shape[0]
     index = ctx.rng.choice(m, size=min(ctx.q, m), replace=False)
     return Selection(np.asarray(index, dtype=int), np.zeros(len(index)))
+
+
+@register("intervention", needs_model=False, needs_labels=True)
+def causal_intervention(ctx: AcquisitionContext) -> Selection:
+    """Candidates nearest to causal interventions learnt from the labels (Fox and Ghosh)."""
+    from bodisc.causal.intervention import intervention_batch
+
+    assert ctx.X_train is not None and ctx.y_train is not None, "intervention needs labels"
+    index, score, plan = intervention_batch(ctx.X_train, ctx.y_train, ctx.X, ctx.q,
+                                            ctx.names, ctx.rng, **ctx.options)
+    return Selection(np.asarray(index, dtype=np.int64), np.asarray(score, dtype=float),
+                     {"plan": plan})

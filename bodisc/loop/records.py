@@ -67,7 +67,34 @@ def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser,
                 return
         if it % MOLECULES_EVERY == 0:
             log_molecules(store, config, tracker, sign)
+        log_causal_graph(store, config, tracker, it)
         store.mark_logged(it)
+
+
+def log_causal_graph(store: CampaignStore, config: CampaignConfig, tracker: Any,
+                     it: int) -> Path | None:
+    """Draw and upload the causal graph an iteration's interventions learnt, if any.
+
+    The graph (store meta ``causal/<it>``) goes out as the time-stepped image
+    ``causal/graph`` (step: the iteration) and as ``causal/graph_<it>.json``.
+
+    Returns:
+        The PNG written, or ``None`` for an iteration without a graph.
+    """
+    shown = store.get_meta(f"causal/{it}")
+    if not shown:
+        return None
+    from bodisc.causal.draw import draw_graph
+
+    folder = config.path("export_csv").parent / "causal"
+    png = draw_graph(shown["graph"], folder / f"graph_{it:04d}.png",
+                     f"{config.name}: causal graph of iteration {it}")
+    data = folder / f"graph_{it:04d}.json"
+    data.write_text(json.dumps(shown, indent=1))
+    if tracker.ok:
+        tracker.log_image(png, "causal/graph", step=it)
+        tracker.log_artifact(data, "causal")
+    return png
 
 
 def log_molecules(store: CampaignStore, config: CampaignConfig, tracker: Any,

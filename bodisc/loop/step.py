@@ -34,6 +34,8 @@ class Batch:
             labels for the one asked for).
         fit: The refit schedule's state after this step's fit (``None`` without one).
         timings: ``fit_s``, ``score_s`` and ``fit_evaluations`` where a model was fitted.
+        info: What the strategy learnt for people (``intervention``: its plan and graph),
+            or ``None``.
     """
 
     index: np.ndarray
@@ -43,13 +45,45 @@ class Batch:
     strategy: str = ""
     fit: FitState | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] | None = None
+
+
+def min_labels(strategy: str) -> int:
+    """Labels a strategy needs before it chooses; with fewer the step picks at random."""
+    from bodisc.acquisition import ACQUISITIONS
+
+    spec = ACQUISITIONS[strategy]
+    if spec.needs_labels:
+        from bodisc.causal.intervention import MIN_LABELS as LEARN_MIN
+
+        return LEARN_MIN
+    return MIN_LABELS if spec.needs_model else 0
+
+
+def _impute(X_train: np.ndarray, X_cand: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NaN descriptors (a graph descriptor xTB could not give) -> the training median.
+
+    Returns:
+        ``(X_train, X_cand, keep)``: both matrices without the columns that have no
+        finite training value, NaNs filled; ``keep`` is the boolean column mask ``(d,)``.
+    """
+    X_train = np.asarray(X_train, dtype=float)
+    finite = np.isfinite(X_train)
+    keep = finite.any(axis=0)
+    med = np.array([np.median(c[f]) for c, f in zip(X_train.T[keep], finite.T[keep],
+                                                     strict=True)])
+    out = [np.where(np.isfinite(X[:, keep]), X[:, keep], med[None, :])
+           for X in (X_train, np.asarray(X_cand, dtype=float))]
+    return out[0], out[1], keep
 
 
 def choose_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndarray, q: int,
                  rng: np.random.Generator, *, strategy: str, surrogate: SurrogateSettings,
                  beta: float, previous: FitState | None = None,
                  X_pending: np.ndarray | None = None, ranking: np.ndarray | None = None,
-                 restart_seed: Sequence[int] = (0,)) -> Batch:
+                 restart_seed: Sequence[int] = (0,), names: Sequence[str] = (),
+                 options: dict[str, Any] | None = None) -> Batch:
     """Choose ``q`` of the candidates with a registered strategy.
 
     Args:
@@ -68,6 +102,9 @@ def choose_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndarray, q
             shape ``(p, d)``: the batch is conditioned on them (kriging believer).
         ranking: For ``rank``: each candidate's ranking value, maximisation form ``(m,)``.
         restart_seed: Entropy of the GP restarts' generator.
+        names: The descriptors' names (strategies that draw graphs of them).
+        options: Strategy settings (``intervention``: ``k``, ``step``,
+            ``max_descriptors``).
 
     Returns:
         The :class:`Batch`.
@@ -76,6 +113,20 @@ def choose_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndarray, q
 
     spec = ACQUISITIONS[strategy]
     q = min(q, X_cand.shape[0])
+    if spec.needs_labels:
+        if len(y_train) < min_labels(strategy):  # too few to learn from: random, as below
+            return choose_batch(X_train, y_train, X_cand, q, rng, strategy="random",
+                                surrogate=surrogate, beta=beta)
+        t0 = time.perf_counter()
+        X_t, X_c, keep = _impute(X_train, X_cand)
+        labels = tuple(names) or tuple(f"x{i}" for i in range(len(keep)))
+        kept = tuple(n for n, k in zip(labels, keep, strict=True) if k)
+        ctx = AcquisitionContext(X_c, q, float(np.max(y_train)), rng, X_train=X_t,
+                                 y_train=np.asarray(y_train, dtype=float), names=kept,
+                                 options=dict(options or {}))
+        sel = select(strategy, ctx)
+        return Batch(sel.index, sel.score, strategy=strategy,
+                     timings={"score_s": time.perf_counter() - t0}, info=sel.info)
     if not spec.needs_model or len(y_train) < MIN_LABELS:
         if spec.needs_model:
             strategy = "random"
@@ -127,6 +178,9 @@ def choose_fidelity_batch(X_train: np.ndarray, fidelities: Sequence[str], y_trai
         gamma: The rule's threshold on the cheap standard deviation.
         previous: The refit schedule's state from the previous step.
         restart_seed: Entropy of the GP restarts' generator.
+        names: The descriptors' names (strategies that draw graphs of them).
+        options: Strategy settings (``intervention``: ``k``, ``step``,
+            ``max_descriptors``).
 
     Returns:
         The picks (:class:`~bodisc.acquisition.multifidelity.Pick`, means in maximisation

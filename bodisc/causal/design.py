@@ -250,7 +250,10 @@ def causal_design(X: np.ndarray, names: Sequence[str], *, size: int,
 def select_descriptors(X: np.ndarray, k: int, sink: np.ndarray | None = None) -> np.ndarray:
     """The ``k`` columns of a graph: the most correlated with the sink, or the first ones.
 
-    Columns without spread are never chosen.
+    Columns without spread are never chosen, nor columns that are the sink itself up to
+    a linear map (``|r| > 0.9999``: a campaign whose analogue is one descriptor, ``mu``);
+    such a column has no causal order with the sink, and LiNGAM's entropies of its zero
+    residual are NaN.
 
     Args:
         X: Descriptors, shape ``(N, d)``.
@@ -263,12 +266,13 @@ def select_descriptors(X: np.ndarray, k: int, sink: np.ndarray | None = None) ->
     X = np.asarray(X, dtype=float)
     sd = X.std(axis=0)
     live = np.flatnonzero(sd > 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0)))
-    if sink is None or len(live) <= k:
+    if sink is None:
         return live[:k]
     s = np.asarray(sink, dtype=float)
     zs = (s - s.mean()) / max(float(s.std()), 1e-300)
     zx = (X[:, live] - X[:, live].mean(axis=0)) / sd[live]
     r = np.abs(zx.T @ zs) / len(s)
+    live, r = live[r <= 0.9999], r[r <= 0.9999]
     top = live[np.argsort(-r, kind="stable")[:k]]
     return np.sort(top)
 

@@ -676,7 +676,8 @@ class Campaign:
         remaining = cfg.budget.oracle_calls - store.calls_used()
         if remaining <= 0:
             return False
-        records = (seed_records(cfg, self.features, iteration_rngs(cfg.random_seed, 0)[0])
+        records = (seed_records(cfg, self.features, iteration_rngs(cfg.random_seed, 0)[0],
+                                self._design_labels())
                    if it == 0 else [])
         if records:  # none: a campaign that starts from labelled data asks the model
             store.add_molecules(
@@ -736,6 +737,25 @@ class Campaign:
         return SurrogateSettings(s.kind, s.kernel, s.device, s.precision, options,
                                  s.warm_start, s.refit_growth, s.restarts)
 
+    def _design_labels(self) -> tuple[set[str], np.ndarray, np.ndarray] | None:
+        """What a causal design learns from when the campaign starts from labels.
+
+        Returns:
+            ``(inchikeys, X, y)``: the labelled molecules, their descriptors ``(n, d)``
+            and labels in maximisation form ``(n,)``; ``None`` where the design needs no
+            labels (random design, or no ``[data]``).
+        """
+        cfg = self.config
+        if cfg.design.kind != "causal" or not cfg.data.labelled:
+            return None
+        known = self._labelled()
+        feats = self._featurise(0, [j.inchikey for j in known], [j.smiles for j in known])
+        train = [j for j in known if j.inchikey in feats]
+        X = np.array([feats[j.inchikey] for j in train], dtype=float).reshape(
+            len(train), len(self.features.names))
+        return ({j.inchikey for j in known}, X,
+                np.array([self.sign * j.value for j in train], dtype=float))
+
     def _choose(self, it: int, candidates: Sequence[Any], q: int, rng: np.random.Generator,
                 timings: dict[str, float]
                 ) -> tuple[list[NewJob], int, tuple[float, float] | None]:
@@ -748,7 +768,7 @@ class Campaign:
         acq = cfg.acquisition
         # batches count from 1 after the seeds; a campaign that starts from labelled data
         # and has no seeds makes its first model batch in iteration 0
-        seeded = bool(cfg.seed_molecules) or (cfg.pool is not None and not cfg.data.labelled)
+        seeded = bool(cfg.seed_molecules) or cfg.draws_pool_seeds
         name = staged(acq.name, it if seeded else it + 1, self.store.calls_used(),
                       cfg.budget.oracle_calls, acq.warmup_batches, acq.greedy_until)
         spec = ACQUISITIONS[name]
@@ -781,7 +801,7 @@ class Campaign:
             return X
 
         ranking = None
-        if not spec.needs_model:  # only the named columns: others may be NaN
+        if name == "rank":  # only the named columns: others may be NaN
             X_c = np.array([feats[c.inchikey] for c in cand], dtype=float)
             ranking = np.zeros(X_c.shape[0])
             for column, factor in self.features.proxy_columns(acq.rank_by).items():
@@ -793,11 +813,16 @@ class Campaign:
                              matrix(cand), q, rng, **step,
                              previous=self._last_fit(it, settings.kind),
                              X_pending=matrix(waiting) if waiting else None, ranking=ranking,
-                             restart_seed=(cfg.random_seed, it, 1))
-        if spec.needs_model and batch.strategy != name:
-            self.reporter.message(f"iteration {it}: fewer than 3 labelled molecules with "
-                                  f"descriptors; choosing at random")
+                             restart_seed=(cfg.random_seed, it, 1),
+                             names=self.features.names, options=acq.options())
+        if batch.strategy != name:
+            from bodisc.loop.step import min_labels
+
+            self.reporter.message(f"iteration {it}: fewer than {min_labels(name)} labelled "
+                                  f"molecules with descriptors; choosing at random")
         timings.update(batch.timings)
+        if batch.info and "plan" in batch.info:
+            self._record_graph(it, batch.info["plan"])
         if batch.fit is not None:
             self.store.set_meta(f"surrogate/{it}", batch.fit.as_dict())
         if batch.mean is not None:
@@ -806,6 +831,15 @@ class Campaign:
             values = [j.value for j in train]
             return self._jobs(batch, cand), len(cand), (float(min(values)), float(max(values)))
         return self._jobs(batch, cand), len(cand), None
+
+    def _record_graph(self, it: int, plan: Any) -> None:
+        """Keep an intervention's plan and graph (store meta ``causal/<it>``).
+
+        MLflow gets it with the iteration's other records (:func:`records.log_iterations`),
+        the report draws it from the store.
+        """
+        assert self.store is not None
+        self.store.set_meta(f"causal/{it}", plan.to_dict())
 
     def _jobs(self, batch: Batch, cand: Sequence[Any]) -> list[NewJob]:
         """The pending jobs of a batch (means in label units)."""

@@ -610,6 +610,47 @@ def bench_qm9_replay_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+#: Methods of ``bodisc bench causal --part b``: the causal design before GP + UCB, the
+#: interventions alone, and the baselines they are measured against.
+CAUSAL_REPLAY_METHODS = "random,cheap,gp_ucb,causal_gp_ucb,intervention"
+
+
+@bench_app.command("causal")
+def bench_causal_cmd(
+    part: Annotated[str, typer.Option(help="a: subset curves (graph distance against "
+                                           "iterations); b: the design and interventions "
+                                           "on the QM9 replay.")] = "a",
+    repeats: Annotated[int, typer.Option(help="(a) Repeats per design.", min=1)] = 10,
+    iterations: Annotated[int, typer.Option(help="(a) Iterations per repeat.", min=1)] = 40,
+    seeds: Annotated[str, typer.Option(help="(b) Seeds, e.g. 0-2.")] = "0-2",
+    targets: Annotated[str, typer.Option(help="(b) Targets.")] = "dipole,gap_min,gap_max",
+    methods: Annotated[str, typer.Option(help="(b) Methods.")] = CAUSAL_REPLAY_METHODS,
+    sample: Annotated[int, typer.Option(help="(b) Pool: a seeded QM9 sample of this many "
+                                             "(130831: all of QM9).", min=1)] = 130_831,
+    parallel: Annotated[int, typer.Option(help="(b) Runs at once.", min=1)] = 2,
+    out: Annotated[Path, typer.Option(help="Folder of the results.")] = Path(
+        "docs/results/causal"),
+    json_out: JsonOpt = None,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="(b) Run nothing: the table from the runs in --out.")] = False,
+) -> None:
+    """Causal active learning (Fox and Ghosh 2024): subset curves and the QM9 replay."""
+    if part not in ("a", "b"):
+        raise typer.BadParameter(f"{part!r}; choose a or b", param_hint="--part")
+    out.mkdir(parents=True, exist_ok=True)
+    if part == "a":
+        from bodisc.bench.causal import run_part_a
+
+        run_part_a(json_out or out / "subset_curves.json", repeats=repeats,
+                   iterations=iterations, figure=out / "subset_curves.png", echo=typer.echo)
+        return
+    bench_qm9_replay_cmd(
+        targets=targets, methods=methods, seeds=seeds, calls=2000, batch=50, start=100,
+        checkpoints="500,1000,2000", sample=sample, sample_seed=0, workers=2,
+        parallel=parallel, cache_dir=None, out=out / "replay", json_out=json_out,
+        report_only=report_only)
+
+
 @bench_app.command("qm9-descriptors")
 def bench_qm9_descriptors_cmd(
     sample: Annotated[int, typer.Option(

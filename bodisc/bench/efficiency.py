@@ -80,7 +80,12 @@ TARGETS: dict[str, tuple[str, int]] = {
 METHODS: tuple[str, ...] = (
     "random", "cheap", "rf", "tanimoto_ucb", "gp_ucb", "gp_logei", "gp_thompson",
     "gp_proxy_greedy", "gp_proxy_staged", "xgp_ucb", "gp_ucb_no_analogue",
+    "causal_gp_ucb", "intervention",
 )
+
+#: Methods whose start is not the seed's random molecules but a causal design of as many
+#: (:func:`bodisc.causal.design.causal_design`, the target's analogue as the sink).
+DESIGNED: dict[str, str] = {"causal_gp_ucb": "gp_ucb"}
 
 #: Re-optimise GP hyperparameters once the labels grew by this factor.
 REFIT_GROWTH = 1.25
@@ -250,6 +255,11 @@ def make_chooser(method: str, pool: ReplayPool, target: str, *, calls: int = 200
         return _Staged(pool.X, analogue_ranking(), start, batch, calls, **proxy)
     if method == "xgp_ucb":
         return _GP(pool.features("categorised"), "ucb", "xgp")
+    if method in DESIGNED:  # the design is the start (replay_run); then the method
+        return make_chooser(DESIGNED[method], pool, target, calls=calls, start=start,
+                            batch=batch)
+    if method == "intervention":
+        return _Intervention(pool.X, pool.names)
     if method == "gp_ucb_no_analogue":
         from bodisc.data.qm9 import QM9_TARGETS
 
@@ -337,6 +347,26 @@ class _GP:
         return free[batch.index]
 
 
+class _Intervention:
+    """Causal interventions (:mod:`bodisc.causal.intervention`) through bodisc's step."""
+
+    def __init__(self, X: np.ndarray, names: Sequence[str]) -> None:
+        from bodisc.loop.refit import SurrogateSettings
+
+        self.X, self.names = X, tuple(names)
+        self.settings = SurrogateSettings("gp", device="cpu")
+
+    def __call__(self, labelled: np.ndarray, labels: np.ndarray, free: np.ndarray, q: int,
+                 rng: np.random.Generator) -> np.ndarray:
+        from bodisc.acquisition import DEFAULT_BETA
+        from bodisc.loop.step import choose_batch
+
+        batch = choose_batch(self.X[labelled], labels, self.X[free], q, rng,
+                             strategy="intervention", surrogate=self.settings,
+                             beta=DEFAULT_BETA, names=self.names)
+        return free[batch.index]
+
+
 class _Staged(_GP):
     """``gp_proxy_staged``: the stages of :func:`bodisc.acquisition.staged` in the replay.
 
@@ -395,6 +425,8 @@ def replay_run(pool: ReplayPool, target: str, method: str, seed: int, *, calls: 
     N = len(y)
     calls = min(calls, N)
     start_idx = np.random.default_rng(seed).choice(N, min(start, calls), replace=False)
+    if method in DESIGNED:
+        start_idx = designed_start(pool, target, seed, len(start_idx))
     rng = np.random.default_rng([seed, _method_key(method)])
     choose = make_chooser(method, pool, target, calls=calls, start=len(start_idx), batch=batch)
     taken = np.zeros(N, dtype=bool)
@@ -430,6 +462,20 @@ def replay_run(pool: ReplayPool, target: str, method: str, seed: int, *, calls: 
         "pool_best": float(sign * y.max()),
     })
     return record
+
+
+def designed_start(pool: ReplayPool, target: str, seed: int, size: int) -> np.ndarray:
+    """The causal design's ``size`` start molecules of one seed (indices into the pool).
+
+    The graph's sink is the target's cheap xTB analogue (no label is known before the
+    start); the clusters and descriptors are :func:`bodisc.causal.design.pool_design`'s
+    defaults, as in a campaign with ``[design] kind = "causal"``.
+    """
+    from bodisc.causal.design import pool_design
+
+    qm9_target, _ = TARGETS[target]
+    rng = np.random.default_rng([seed, _method_key("causal_design")])
+    return pool_design(pool.X, pool.names, size, rng, sink=pool.analogues[qm9_target])
 
 
 def run_benchmark(pool: ReplayPool, targets: Sequence[str], methods: Sequence[str],

@@ -18,18 +18,85 @@ from bodisc.loop.features import Featuriser
 from bodisc.store import CampaignStore, Job
 
 
-def seed_records(config: CampaignConfig, features: Featuriser,
-                 rng: np.random.Generator) -> list[Any]:
-    """The molecules of iteration 0: the campaign's seeds, or a seeded draw from its pool.
+def seed_records(config: CampaignConfig, features: Featuriser, rng: np.random.Generator,
+                 labels: tuple[set[str], np.ndarray, np.ndarray] | None = None) -> list[Any]:
+    """The molecules of iteration 0: the campaign's seeds, or its pool's start.
 
-    A campaign that starts from labelled data (``[data] labelled``) draws no pool seeds:
-    its labels are the start, and an empty list lets iteration 0 be chosen by the model.
+    A pool's start is a seeded random draw or a causal design (``[design]``). A campaign
+    that starts from labelled data (``[data] labelled``) with a random design draws no
+    pool seeds: its labels are the start, and an empty list lets iteration 0 be chosen
+    by the model.
+
+    Args:
+        config: The campaign.
+        features: Its featuriser (the pool and its descriptors).
+        rng: Generator of iteration 0.
+        labels: For a causal design with labelled data: ``(inchikeys, X, y)`` of the
+            labelled molecules (left out of the design; the graph learns from them).
     """
     from bodisc.chem.molecule import record_from_smiles
 
-    if config.pool is not None and not config.data.labelled:
+    if config.draws_pool_seeds:
+        if config.design.kind == "causal":
+            return causal_seeds(config, features, rng, labels)
         return features.pool().draw(config.pool.n_seeds, rng)
     return [record_from_smiles(s) for s in config.seed_molecules]
+
+
+def pool_matrix(config: CampaignConfig, features: Featuriser) -> tuple[list[Any], np.ndarray]:
+    """Every featurised pool molecule and its descriptors (the campaign's columns).
+
+    Returns:
+        ``(members, X)``: the molecules in pool order and their descriptors, shape
+        ``(N, d)`` (NaN where xTB gave no graph descriptor).
+    """
+    pool = features.pool()
+    members = pool.draw(None, np.random.default_rng(0))  # all of them, in pool order
+    if config.pool is not None and config.pool.is_library:
+        X, found = pool.vectors([m.inchikey for m in members])
+        X = np.asarray(X, dtype=float)[:, features.columns]
+        keep = np.flatnonzero(found)
+        return [members[i] for i in keep], X[keep]
+    from bodisc.data import qm9_descriptors
+
+    frame = qm9_descriptors([m.index for m in members], tier=features.tier,
+                            workers=config.execution.workers)
+    failed = set(frame.attrs["failures"])
+    members = [m for m in members if m.index not in failed]
+    X = frame.loc[[m.index for m in members], list(features.names)].to_numpy(dtype=float)
+    return members, X
+
+
+def causal_seeds(config: CampaignConfig, features: Featuriser, rng: np.random.Generator,
+                 labels: tuple[set[str], np.ndarray, np.ndarray] | None = None) -> list[Any]:
+    """The ``[pool] n_seeds`` molecules of a causal design (``[design] kind = "causal"``).
+
+    The graph's sink, for every pool molecule: with labelled data (at least
+    :data:`bodisc.causal.design.MIN_LABELS` of them), the labels as a ridge regression
+    on the descriptors predicts them (the pool has no labels, so the graph learns on the
+    labels through that linear model, the one LiNGAM's linear effects assume); else the
+    campaign's cheap analogue ``acquisition.rank_by``, or none with ``sink = "none"``.
+    """
+    from bodisc.causal.design import MIN_LABELS, linear_sink, pool_design
+
+    assert config.pool is not None
+    members, X = pool_matrix(config, features)
+    if labels is not None:
+        keep = [i for i, m in enumerate(members) if m.inchikey not in labels[0]]
+        members, X = [members[i] for i in keep], X[keep]
+    design = config.design
+    sink = None
+    if labels is not None and len(labels[2]) >= MIN_LABELS:
+        sink = linear_sink(labels[1], labels[2], X)
+    elif design.sink == "rank_by":
+        sink = np.zeros(len(members))
+        for column, factor in features.proxy_columns(config.acquisition.rank_by).items():
+            sink += factor * X[:, column]
+    picked = pool_design(X, features.names, config.pool.n_seeds, rng, sink=sink,
+                         clusters=design.clusters, batch_per_cluster=design.batch_per_cluster,
+                         cluster_on=design.cluster_on, descriptors=design.descriptors,
+                         reference_rows=design.reference_rows)
+    return [members[int(i)] for i in picked]
 
 
 def cheap_only(store: CampaignStore, it: int) -> list[Job]:

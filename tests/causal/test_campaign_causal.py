@@ -34,11 +34,13 @@ candidates_per_iteration = 200
 [design]
 kind = "causal"
 batch_per_cluster = 4
+descriptors = 4
 
 [acquisition]
 name = "intervention"
 batch_size = 10
 intervention_k = 2
+intervention_descriptors = 4
 
 [oracle]
 name = "qm9"

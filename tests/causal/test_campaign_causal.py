@@ -111,3 +111,27 @@ def test_interventions_choose_batches_and_the_graph_reaches_store_mlflow_and_rep
     assert report.returncode == 0, report.stderr
     page = (tmp_path / "report" / "report.html").read_text()
     assert "causal_causal.png" in page and "The causal graph (DirectLiNGAM)" in page
+
+
+def test_interventions_take_part_in_a_comparison(tmp_path):
+    from bodisc.compare import plan_runs
+
+    text = CAUSAL + """
+[compare]
+seeds = [1, 2]
+
+[[compare.strategies]]
+name = "causal"
+acquisition = "intervention"
+
+[[compare.strategies]]
+name = "ucb"
+acquisition = "ucb"
+"""
+    path = write_campaign(tmp_path, text)
+    runs = plan_runs(load_campaign(path), str(path))
+    assert [r.label for r in runs] == ["causal-s1", "ucb-s1", "causal-s2", "ucb-s2"]
+    assert runs[0].config.acquisition.options() == {"k": 2, "step": 1.0,
+                                                    "max_descriptors": 4}
+    assert runs[1].config.acquisition.options() == {}
+    assert all(r.config.design.kind == "causal" for r in runs)  # the same start rule

@@ -135,3 +135,15 @@ acquisition = "ucb"
                                                     "max_descriptors": 4}
     assert runs[1].config.acquisition.options() == {}
     assert all(r.config.design.kind == "causal" for r in runs)  # the same start rule
+
+
+def test_without_the_extra_the_campaign_file_is_refused_with_the_install_command(tmp_path):
+    path = write_campaign(tmp_path, CAUSAL)
+    code = ("import sys; sys.modules['lingam'] = None; "
+            f"sys.argv = ['bodisc', 'validate', {str(path)!r}]; "
+            "from bodisc.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'pip install "bodisc[causal]"' in lines[0]

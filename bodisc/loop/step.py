@@ -178,9 +178,6 @@ def choose_fidelity_batch(X_train: np.ndarray, fidelities: Sequence[str], y_trai
         gamma: The rule's threshold on the cheap standard deviation.
         previous: The refit schedule's state from the previous step.
         restart_seed: Entropy of the GP restarts' generator.
-        names: The descriptors' names (strategies that draw graphs of them).
-        options: Strategy settings (``intervention``: ``k``, ``step``,
-            ``max_descriptors``).
 
     Returns:
         The picks (:class:`~bodisc.acquisition.multifidelity.Pick`, means in maximisation

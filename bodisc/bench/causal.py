@@ -391,3 +391,8 @@ def run_part_a(out_json: Path | str, repeats: int = 10, iterations: int = 40, *,
 
 
 # ================================================================ (b) the QM9 replay
+# Part (b) runs the replay benchmark's own machinery (bodisc.bench.efficiency, through
+# ``bodisc bench causal --part b``): the methods ``causal_gp_ucb`` (the causal design
+# takes the 100-molecule start, then the GP with UCB; efficiency.DESIGNED and
+# efficiency.designed_start) and ``intervention`` (bodisc.causal.intervention through the
+# step), beside ``gp_ucb``, ``cheap`` and ``random``; the records carry the replay keys.

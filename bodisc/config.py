@@ -187,12 +187,17 @@ class AcquisitionConfig(_Frozen):
         default=8, ge=2, le=40, description="intervention: descriptors in the causal graph, "
         "those most correlated (Spearman) with the labels")
 
+    intervention_bootstrap: int = Field(
+        default=0, ge=0, le=200, description="intervention: bootstrap resamples of the "
+        "causal graph, giving each edge the share of resamples that find it (0: none)")
+
     def options(self) -> dict[str, Any]:
         """Settings of the strategies that take them (``intervention``)."""
         if self.name != "intervention":
             return {}
         return {"k": self.intervention_k, "step": self.intervention_step,
-                "max_descriptors": self.intervention_descriptors}
+                "max_descriptors": self.intervention_descriptors,
+                "bootstrap": self.intervention_bootstrap}
 
 
 class OracleConfig(_Frozen):

@@ -234,6 +234,7 @@ def _spearman(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 def plan_interventions(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, k: int = 3,
                        step: float = 1.0, anchors: int = 1, max_descriptors: int = 8,
                        max_shift: float = 3.0, target_name: str = "target",
+                       bootstrap: int = 0,
                        rng: np.random.Generator | None = None) -> InterventionPlan:
     """Learn the causal graph on the labels and the points the interventions lead to.
 
@@ -273,6 +274,8 @@ def plan_interventions(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, k:
         max_descriptors: Descriptors in the graph (at most).
         max_shift: Largest intervention, in standard deviations of the descriptor.
         target_name: The target's name in the graph.
+        bootstrap: Bootstrap resamples that give each edge of the graph its probability
+            (shown with the graph; 0: none). Needs ``rng``.
         rng: Seeds DirectLiNGAM (``None``: its default).
 
     Returns:
@@ -309,7 +312,7 @@ def plan_interventions(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, k:
     Xu = X[:, columns]
     mean, scale = Xu.mean(axis=0), Xu.std(axis=0)
     graph = fit_graph(Xu, [labels[c] for c in columns], target=y, target_name=target_name,
-                      rng=rng)
+                      bootstrap=bootstrap, rng=rng)
     du = len(columns)
     T = _total_effects(graph)
     effects = T[du, :du].copy()
@@ -439,7 +442,7 @@ def intervention_batch(X_train: np.ndarray, y_train: np.ndarray, X_cand: np.ndar
         names: Descriptor names, length ``d``.
         rng: Seeds DirectLiNGAM.
         **settings: ``k``, ``step``, ``anchors``, ``max_descriptors``, ``max_shift``,
-            ``target_name`` of :func:`plan_interventions`, and ``exclude`` of
+            ``target_name``, ``bootstrap`` of :func:`plan_interventions`, and ``exclude`` of
             :func:`choose_by_interventions`.
 
     Returns:

@@ -41,6 +41,7 @@ name = "intervention"
 batch_size = 10
 intervention_k = 2
 intervention_descriptors = 4
+intervention_bootstrap = 3
 
 [oracle]
 name = "qm9"
@@ -97,6 +98,8 @@ def test_interventions_choose_batches_and_the_graph_reaches_store_mlflow_and_rep
     assert set(graphs) == {"causal/1", "causal/2"}
     plan = json.loads(graphs["causal/2"])
     assert plan["graph"]["target"] and plan["graph"]["edges"]
+    # three bootstrap resamples: each edge carries the share that found it
+    assert all(e["probability"] in (0.0, 1 / 3, 2 / 3, 1.0) for e in plan["graph"]["edges"])
     assert (tmp_path / "runs/causal/causal/graph_0002.png").stat().st_size > 5000
     # MLflow: the graph as a time-stepped image, one step per iteration that learnt one
     from mlflow.tracking import MlflowClient
@@ -132,7 +135,7 @@ acquisition = "ucb"
     runs = plan_runs(load_campaign(path), str(path))
     assert [r.label for r in runs] == ["causal-s1", "ucb-s1", "causal-s2", "ucb-s2"]
     assert runs[0].config.acquisition.options() == {"k": 2, "step": 1.0,
-                                                    "max_descriptors": 4}
+                                                    "max_descriptors": 4, "bootstrap": 3}
     assert runs[1].config.acquisition.options() == {}
     assert all(r.config.design.kind == "causal" for r in runs)  # the same start rule
 

@@ -163,7 +163,7 @@ def _full(plan: iv.InterventionPlan, d: int) -> np.ndarray:
 def test_without_any_effect_the_plan_falls_back_to_the_best_molecules(labelled, monkeypatch):
     X, y = labelled
 
-    def empty(Xu, names, *, target, target_name, rng):
+    def empty(Xu, names, *, target, target_name, bootstrap, rng):
         d = Xu.shape[1] + 1
         return CausalGraph((*names, target_name), np.zeros((d, d)), tuple(range(d)), d - 1,
                            None, np.ones(d))

@@ -694,7 +694,14 @@ class Campaign:
         gen_rng, acq_rng = iteration_rngs(cfg.random_seed, it)
         self.reporter.phase(it, "generate")
         t0 = time.perf_counter()
-        candidates = generate(store, cfg, self.features, self.sign, it, gen_rng)
+        removed: dict[str, int] = {}  # [generator] filters: filter name -> candidates removed
+        candidates = generate(store, cfg, self.features, self.sign, it, gen_rng, removed)
+        if removed:
+            from bodisc.chem.filters import metric_name, summary
+
+            timings.update({metric_name(k): float(v) for k, v in removed.items()})
+            if any(removed.values()):
+                self.reporter.message(f"iteration {it}: filters removed {summary(removed)}")
         if self.fidelity is not None:  # cheaply labelled molecules stay candidates
             from bodisc.acquisition.multifidelity import KnownMolecule
 
@@ -997,6 +1004,7 @@ class Campaign:
         store = self.store
         assert store is not None
         metrics = diagnostics.iteration_metrics(store, it, self.sign, timings)
+        metrics.update({k: v for k, v in timings.items() if k.startswith("filtered_")})
         if self.fidelity is not None:  # per-fidelity calls, oracle seconds and cost
             figures = self._fidelity_figures()
             for fidelity in ("target", "cheap"):

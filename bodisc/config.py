@@ -75,6 +75,33 @@ class GeneratorConfig(_Frozen):
         default=(), description="SMARTS patterns no candidate may contain (structural alerts)"
     )
     max_attempts_per_candidate: int = Field(default=30, ge=1)
+    sa_max: float | None = Field(
+        default=None, ge=1.0, le=10.0,
+        description="remove candidates whose synthetic-accessibility score (Ertl and "
+                    "Schuffenhauer; 1 easy .. 10 hard) is above this; seeds are not filtered")
+    filter_catalogs: tuple[str, ...] = Field(
+        default=(), description="RDKit FilterCatalog sets (PAINS, PAINS_A, BRENK, NIH, ZINC, "
+                                "CHEMBL, CHEMBL_*, ...): remove candidates matching any "
+                                "entry; seeds are not filtered")
+    scaffold: str | None = Field(
+        default=None, description="SMARTS every candidate must contain; seeds (the user's "
+                                  "own choice) are not filtered")
+
+    @field_validator("filter_catalogs")
+    @classmethod
+    def _known_catalogues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            return value
+        from bodisc.chem.filters import check_catalogues
+
+        return check_catalogues(value)
+
+    @field_validator("scaffold")
+    @classmethod
+    def _valid_scaffold(cls, value: str | None) -> str | None:
+        if value is not None:
+            cls._valid_smarts((value,))
+        return value
 
     @field_validator("forbidden_substructures")
     @classmethod

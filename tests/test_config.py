@@ -75,6 +75,14 @@ BAD = [
      "'random' or 'causal'"),
     ('[acquisition]', '[design]\nclusters = 0\n\n[acquisition]', "design.clusters",
      "greater than or equal to 1"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nfilter_catalogs = ["PAINS", "PAINZ"]',
+     "generator.filter_catalogs", "unknown filter catalogue(s) ['PAINZ']; allowed: PAINS_A"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nscaffold = "c1ccc"', "generator.scaffold",
+     "cannot parse the SMARTS"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nsa_max = 0.5', "generator.sa_max",
+     "greater than or equal to 1"),
+    ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nsa_max = 12', "generator.sa_max",
+     "less than or equal to 10"),
 ]
 
 

@@ -19,6 +19,7 @@ from rdkit.DataStructs import ExplicitBitVect
 from rdkit.SimDivFilters.rdSimDivPickers import MaxMinPicker
 
 from bodisc.chem import selfies_ops as ops
+from bodisc.chem.filters import CandidateFilters
 from bodisc.chem.molecule import (
     MoleculeRecord,
     check_constraints,
@@ -49,6 +50,7 @@ class GeneratorSpec(Protocol):
     min_heavy_atoms: int
     charge_rule: str
     max_attempts_per_candidate: int
+    # optional: ``sa_max``, ``filter_catalogs``, ``scaffold`` (see CandidateFilters)
 
 
 @dataclass(frozen=True)
@@ -138,16 +140,31 @@ class _Parent:
 class Generator:
     """Proposes new molecules by SELFIES edits and crossover of parent molecules.
 
+    The filters of the config (``sa_max``, ``filter_catalogs``, ``scaffold``, see
+    :class:`~bodisc.chem.filters.CandidateFilters`) are applied to each new distinct
+    child; a removed child counts as a failed attempt (like a forbidden substructure),
+    so the generator keeps trying up to ``n * max_attempts_per_candidate`` attempts.
+    Filtering draws no random numbers: without filters the candidates are exactly those
+    of a generator that has none.
+
     Args:
         config: A ``GeneratorConfig`` or anything with the same attributes.
 
+    Attributes:
+        removed: After :meth:`propose`, how many distinct children each configured
+            filter removed (every configured filter present, 0 included; empty without
+            filters).
+
     Raises:
-        ValueError: If the replace, insert and delete weights are all zero.
+        ValueError: If the replace, insert and delete weights are all zero, or a filter
+            catalogue is unknown.
 
     """
 
     def __init__(self, config: GeneratorSpec) -> None:
         self.config = config
+        self.filters = CandidateFilters.from_spec(config)
+        self.removed: dict[str, int] = {}
         self.alphabet = ops.build_alphabet(config.allowed_elements, config.charge_rule)
         weights = np.array(
             [config.replace_weight, config.insert_weight, config.delete_weight], dtype=float
@@ -175,9 +192,10 @@ class Generator:
         Returns:
             At most ``n`` candidates, distinct by InChIKey, none excluded and none a
             parent; fewer when ``n * max_attempts_per_candidate`` attempts do not find
-            enough.
+            enough. How many children the filters removed is in :attr:`removed`.
 
         """
+        self.removed = dict.fromkeys(self.filters.names, 0)
         pool = self._encode_parents(parents)
         if not pool or n <= 0:
             return []
@@ -190,6 +208,10 @@ class Generator:
             if candidate.inchikey in exclude:
                 continue
             banned.add(candidate.inchikey)
+            reason = self.filters.rejects(candidate.smiles) if self.filters.active else None
+            if reason is not None:  # banned above: counted once, never checked again
+                self.removed[reason] += 1
+                continue
             found.append(candidate)
             if len(found) >= n:
                 break

@@ -109,7 +109,8 @@ def cheap_only(store: CampaignStore, it: int) -> list[Job]:
 
 
 def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
-             sign: float, it: int, rng: np.random.Generator) -> list[Any]:
+             sign: float, it: int, rng: np.random.Generator,
+             removed: dict[str, int] | None = None) -> list[Any]:
     """New candidates of iteration ``it``, recorded in the store.
 
     Args:
@@ -120,6 +121,8 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
         sign: +1 to maximise, -1 to minimise (parents are the best in that sense).
         it: The iteration.
         rng: The iteration's generator RNG.
+        removed: If given, filled with how many candidates each ``[generator]`` filter
+            removed (filter name -> count; nothing for a pool campaign or no filters).
     """
     from bodisc.chem.generator import Generator, select_parents
 
@@ -137,7 +140,10 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
             [j.inchikey for j in store.jobs()]).values()]
     gen = config.generator
     parents = select_parents(parents_from, gen.n_best_parents, gen.n_diverse_parents, rng)
-    candidates = Generator(gen).propose(parents, gen.candidates_per_iteration, rng, exclude)
+    generator = Generator(gen)
+    candidates = generator.propose(parents, gen.candidates_per_iteration, rng, exclude)
+    if removed is not None:
+        removed.update(generator.removed)
     store.add_molecules(
         [(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents) for c in candidates], it
     )

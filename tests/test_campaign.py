@@ -17,9 +17,10 @@ pytestmark = pytest.mark.slow
 PLUGIN = Path(__file__).parent / "plugins" / "ledger_oracle.py"
 
 
-def ledger_campaign(folder: Path) -> Path:
+def ledger_campaign(folder: Path, delay_s: float = 0.0) -> Path:
     text = TINY.replace('name = "xtb_dipole"', f'name = "{PLUGIN}:LedgerXtbDipole"')
-    text = text.replace("n_conformers = 2", f'n_conformers = 2\nledger = "{folder}/ledger.txt"')
+    text = text.replace("n_conformers = 2", f'n_conformers = 2\nledger = "{folder}/ledger.txt"'
+                        f"\ndelay_s = {delay_s}")
     return write_campaign(folder, text)
 
 
@@ -134,7 +135,9 @@ def test_kill_and_resume_holds_each_oracle_call_exactly_once(tmp_path):
 
 
 def test_ctrl_c_stops_with_status_130_and_the_same_command_resumes(tmp_path):
-    path = ledger_campaign(tmp_path)
+    # each call sleeps 1 s after its ledger line: the campaign cannot finish its 10 calls
+    # while a busy machine keeps this test from seeing the first line
+    path = ledger_campaign(tmp_path, delay_s=1.0)
     proc = start(path, tmp_path)
     ledger = tmp_path / "ledger.txt"
     deadline = time.monotonic() + 120

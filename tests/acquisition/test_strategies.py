@@ -17,9 +17,10 @@ def problem():
 
 @pytest.mark.parametrize("name", sorted(ACQUISITIONS))
 def test_every_strategy_returns_q_distinct_valid_indices(problem, name):
-    gp, _, y, Xc = problem
+    gp, X, y, Xc = problem
+    # X_train and y_train: what the strategies that learn from labels (intervention) read
     ctx = AcquisitionContext(Xc, 12, float(y.max()), np.random.default_rng(0), gp, 2.0,
-                             ranking=Xc[:, 0])
+                             ranking=Xc[:, 0], X_train=X, y_train=y, names=("a", "b"))
     sel = select(name, ctx)
     assert len(sel.index) == 12
     assert len(set(sel.index.tolist())) == 12
@@ -28,11 +29,11 @@ def test_every_strategy_returns_q_distinct_valid_indices(problem, name):
 
 @pytest.mark.parametrize("name", sorted(ACQUISITIONS))
 def test_strategies_are_deterministic_under_a_seed(problem, name):
-    gp, _, y, Xc = problem
+    gp, X, y, Xc = problem
     a = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp,
-                                        ranking=Xc[:, 1]))
+                                        ranking=Xc[:, 1], X_train=X, y_train=y))
     b = select(name, AcquisitionContext(Xc, 5, float(y.max()), np.random.default_rng(7), gp,
-                                        ranking=Xc[:, 1]))
+                                        ranking=Xc[:, 1], X_train=X, y_train=y))
     np.testing.assert_array_equal(a.index, b.index)
 
 

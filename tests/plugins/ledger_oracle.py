@@ -5,6 +5,7 @@ resumes."""
 from __future__ import annotations
 
 import os
+import time
 
 from bodisc.builtin_oracles.pyscf import PyscfDipoleOptions, PyscfDipoleOracle
 from bodisc.builtin_oracles.xtb import XtbDipoleOracle
@@ -19,6 +20,7 @@ def _record(ledger: str, smiles: str) -> None:
 
 class LedgerOptions(XtbDipoleOracle.Options):
     ledger: str
+    delay_s: float = 0.0  # seconds to sleep after each call (keeps a campaign busy)
 
 
 class LedgerXtbDipole(XtbDipoleOracle):
@@ -28,6 +30,7 @@ class LedgerXtbDipole(XtbDipoleOracle):
     def evaluate(self, smiles: str):
         out = super().evaluate(smiles)
         _record(self.options.ledger, smiles)
+        time.sleep(self.options.delay_s)
         return out
 
 

@@ -24,10 +24,17 @@ def ledger_campaign(folder: Path, delay_s: float = 0.0) -> Path:
     return write_campaign(folder, text)
 
 
+def _sigint_default() -> None:
+    # a shell's background job (`... &`) starts with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: give the campaign the terminal's default
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(path: Path, cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bodisc.cli", "campaign", str(path),
                              "--quiet"], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_default)
 
 
 def final_labels(store: Path) -> list[tuple]:

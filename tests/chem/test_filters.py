@@ -27,7 +27,9 @@ def _propose(generator: Generator, seed: int = 3, n: int = 40):
 
 def test_sa_score_orders_easy_before_hard_and_takes_smiles_or_mol() -> None:
     ethanol, strychnine = sa_score("CCO"), sa_score(STRYCHNINE)
-    assert 1.0 <= ethanol < 3.0 < 5.0 < strychnine <= 10.0
+    assert 1.0 <= ethanol < 3.0  # easy to make
+    assert 5.0 < strychnine <= 10.0  # hard
+    assert ethanol < strychnine
     assert sa_score(Chem.MolFromSmiles("CCO")) == pytest.approx(ethanol)
 
 

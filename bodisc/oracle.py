@@ -12,7 +12,12 @@ Oracles are found by name:
 * as ``package.module:Class`` or ``path/to/file.py:Class``.
 
 Each oracle class declares its ``Options`` (a pydantic model validated with the campaign
-file), the ``property`` it returns with its ``unit``, and a relative ``cost``.
+file), the ``property`` it returns with its ``unit``, and a relative ``cost``. One
+calculation often gives several properties (an xTB optimisation gives the dipole and the
+HOMO-LUMO gap): ``properties`` declares the further ones, and ``evaluate`` then returns a
+mapping of every property to its value. A campaign with several objectives or constraints
+reads them from one call; one that asks for a property its oracle does not declare is
+refused before anything runs.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import importlib
 import importlib.util
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -50,12 +55,15 @@ class OracleResult:
         failure: Why it failed (one line), or ``None`` on success.
         seconds: Wall time of the call in the worker.
         extras: Further numbers the oracle reports (e.g. energy, steps), JSON-able.
+        properties: Every property the call gave, name -> value (the oracle's own
+            ``property`` included); empty for a failure.
     """
 
     value: float | None
     failure: str | None = None
     seconds: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -80,6 +88,9 @@ class Oracle(ABC):
     #: True for an oracle that labels whatever the objective names (``external``):
     #: it declares no property, and :meth:`returns` may give ``""``.
     any_property: ClassVar[bool] = False
+    #: Further properties one call gives, name -> unit (beyond ``property``); with them
+    #: :meth:`evaluate` returns a mapping of every property to its value.
+    properties: ClassVar[dict[str, str]] = {}
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None) -> None:
         if not isinstance(options, BaseModel):
@@ -95,15 +106,29 @@ class Oracle(ABC):
         """
         return cls.property, cls.unit
 
+    @classmethod
+    def provides(cls, options: BaseModel) -> dict[str, str]:
+        """Every property one call gives with these options, name -> unit.
+
+        The property of :meth:`returns` first, then ``properties``; empty for an oracle
+        that labels whatever it is asked (``any_property``).
+        """
+        prop, unit = cls.returns(options)
+        out = {prop: unit} if prop else {}
+        out.update({k: v for k, v in cls.properties.items() if k not in out})
+        return out
+
     @abstractmethod
-    def evaluate(self, smiles: str) -> float | tuple[float, dict[str, Any]]:
+    def evaluate(self, smiles: str) -> Any:
         """Label one molecule.
 
         Args:
             smiles: Canonical SMILES of the molecule.
 
         Returns:
-            The value, or the value and a dict of extras.
+            The value, or the value and a dict of extras; an oracle that declares
+            ``properties`` returns a mapping property -> value instead of the value (it
+            holds the oracle's own ``property``), optionally with the extras.
 
         Raises:
             MoleculeFailure: With a one-line reason when the molecule cannot be labelled.
@@ -131,9 +156,27 @@ def run_one(oracle: Oracle, smiles: str) -> OracleResult:
         return OracleResult(None, f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     value, extras = out if isinstance(out, tuple) else (out, {})
     seconds = time.perf_counter() - start
-    if value is None or not math.isfinite(float(value)):
-        return OracleResult(None, f"oracle returned a non-finite value ({value!r})", seconds)
-    return OracleResult(float(value), None, seconds, dict(extras))
+    prop = oracle.returns(oracle.options)[0]
+    if isinstance(value, Mapping):
+        found = dict(value)
+        if prop not in found:
+            return OracleResult(None, f"oracle gave no {prop!r} (it gave: "
+                                f"{', '.join(map(str, found)) or 'nothing'})", seconds)
+    else:
+        found = {prop: value}
+    values: dict[str, float] = {}
+    for name, v in found.items():
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            what = "value" if name == prop else f"{name!r}"
+            return OracleResult(None, f"oracle returned a non-finite {what} ({v!r})", seconds)
+        values[str(name)] = number
+    primary = values.pop(prop)
+    properties = {prop: primary, **values} if prop else values
+    return OracleResult(primary, None, seconds, dict(extras), properties)
 
 
 def registered_oracles() -> dict[str, str]:

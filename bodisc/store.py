@@ -20,9 +20,11 @@ it and nothing is kept only in memory:
 Exactly-once accounting follows: on resume, only ``pending`` jobs are re-submitted.
 
 Schema versions: 1 had one job per molecule (``jobs.inchikey`` UNIQUE); 2 adds
-``jobs.fidelity`` and makes ``(inchikey, fidelity)`` unique. A version-1 store is migrated
-in place when opened (its jobs become ``target`` jobs); nothing else changes, so a
-campaign stopped under version 1 resumes under version 2.
+``jobs.fidelity`` and makes ``(inchikey, fidelity)`` unique; 3 adds withdrawn jobs, ``paid``
+and ``provenance``; 4 adds ``properties``, every property one call gave (JSON, name ->
+value: the objectives and constraints of a campaign with several). An older store is
+migrated in place when opened (its jobs become ``target`` jobs without further
+properties); nothing else changes, so a campaign stopped under an older version resumes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 from bodisc.errors import StoreError
 from bodisc.failpoints import failpoint
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: The fidelity of every job of a single-fidelity campaign (and of version-1 stores).
 TARGET = "target"
@@ -85,6 +87,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     fidelity TEXT NOT NULL DEFAULT 'target',
     paid INTEGER NOT NULL DEFAULT 1,
     provenance TEXT,
+    properties TEXT,
     UNIQUE (inchikey, fidelity)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_iteration ON jobs(iteration, rank);
@@ -123,6 +126,13 @@ class Job:
     oracle: str = ""
     paid: bool = True
     provenance: str | None = None
+    properties: dict[str, float] | None = None
+
+    def property_value(self, name: str) -> float | None:
+        """The value of one property this call gave, or ``None`` (not given, failed)."""
+        if self.properties and name in self.properties:
+            return float(self.properties[name])
+        return None
 
     @property
     def off_policy(self) -> bool:
@@ -147,6 +157,7 @@ class ExternalLabel:
     job_id: int | None = None
     smiles: str = ""
     heavy_atoms: int = 0
+    properties: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +198,7 @@ class CampaignStore:
             with self.transaction():
                 self._db.execute(_SCHEMA.strip().split(";")[0])  # meta
                 old = self.get_meta("schema_version")
-                if old in (1, 2):
+                if old in (1, 2, 3):
                     self._migrate(old)
                 for stmt in _SCHEMA.strip().split(";"):
                     if stmt.strip():
@@ -204,12 +215,13 @@ class CampaignStore:
             )
 
     def _migrate(self, old: int) -> None:
-        """Migrate schema version 1 or 2 to the current one, inside the opening transaction.
+        """Migrate schema version 1, 2 or 3 to the current one, in the opening transaction.
 
         Rebuilds ``jobs`` with today's columns and checks: version 2 added ``fidelity``
         (every old job is a ``target`` job) and the unique key ``(inchikey, fidelity)``;
         version 3 the ``cancelled`` status, ``paid`` (every old job was a call bodisc
-        paid for) and ``provenance``. Ids, order and all else are kept.
+        paid for) and ``provenance``; version 4 ``properties`` (none for old jobs). Ids,
+        order and all else are kept.
         """
         db = self._db
         jobs_sql = next(s for s in _SCHEMA.split(";") if "TABLE IF NOT EXISTS jobs" in s)
@@ -360,19 +372,16 @@ class CampaignStore:
             )
 
     def finish_job(self, job_id: int, value: float | None, reason: str | None, seconds: float,
-                   extras: dict[str, Any] | None = None) -> None:
-        """Commit one oracle result; a job already finished is left as it is."""
-        status = "done" if reason is None else "failed"
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET status = ?, value = ?, reason = ?, seconds = ?, extras = ?,"
-                " finished_at = ? WHERE id = ? AND status = 'pending'",
-                (status, value, reason, seconds, json.dumps(extras or {}), time.time(), job_id),
-            )
+                   extras: dict[str, Any] | None = None,
+                   properties: dict[str, float] | None = None) -> None:
+        """Commit one oracle result; a job already finished is left as it is.
 
-    def finish_jobs(self, results: Sequence[tuple[int, float | None, str | None, float,
-                                                  dict[str, Any]]]) -> None:
-        """Commit several results ``(job id, value, reason, seconds, extras)`` atomically.
+        ``properties``: every property the call gave (name -> value), or ``None``.
+        """
+        self.finish_jobs([(job_id, value, reason, seconds, extras or {}, properties)])
+
+    def finish_jobs(self, results: Sequence[tuple[Any, ...]]) -> None:
+        """Commit several results ``(job id, value, reason, seconds, extras[, properties])``.
 
         As :meth:`finish_job`, in one transaction: all of them, or none after a kill.
         """
@@ -380,10 +389,10 @@ class CampaignStore:
         with self.transaction() as db:
             db.executemany(
                 "UPDATE jobs SET status = ?, value = ?, reason = ?, seconds = ?, extras = ?,"
-                " finished_at = ? WHERE id = ? AND status = 'pending'",
-                [("done" if reason is None else "failed", value, reason, seconds,
-                  json.dumps(extras or {}), now, job_id)
-                 for job_id, value, reason, seconds, extras in results],
+                " properties = ?, finished_at = ? WHERE id = ? AND status = 'pending'",
+                [("done" if r[2] is None else "failed", r[1], r[2], r[3],
+                  json.dumps(r[4] or {}), _properties_json(r[5] if len(r) > 5 else None),
+                  now, r[0]) for r in results],
             )
 
     def commit_external(self, labels: Sequence[ExternalLabel], iteration: int, oracle: str,
@@ -406,8 +415,10 @@ class CampaignStore:
                 if lab.job_id is not None:
                     db.execute(
                         "UPDATE jobs SET status = ?, value = ?, reason = ?, provenance = ?,"
-                        " finished_at = ? WHERE id = ? AND status IN ('pending', 'cancelled')",
-                        (lab.status, lab.value, lab.reason, prov, now, lab.job_id))
+                        " properties = ?, finished_at = ?"
+                        " WHERE id = ? AND status IN ('pending', 'cancelled')",
+                        (lab.status, lab.value, lab.reason, prov,
+                         _properties_json(lab.properties), now, lab.job_id))
                     continue
                 db.execute(
                     "INSERT OR IGNORE INTO molecules(inchikey, smiles, heavy_atoms, origin,"
@@ -415,10 +426,10 @@ class CampaignStore:
                     (lab.inchikey, lab.smiles, lab.heavy_atoms, origin, iteration, now))
                 db.execute(
                     "INSERT INTO jobs(inchikey, iteration, rank, oracle, status, value, reason,"
-                    " submitted_at, finished_at, paid, provenance)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                    " submitted_at, finished_at, paid, provenance, properties)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                     (lab.inchikey, iteration, rank, oracle, lab.status, lab.value, lab.reason,
-                     now, now, prov))
+                     now, now, prov, _properties_json(lab.properties)))
                 rank += 1
                 failpoint("ingest.row")  # tests: a kill inside the transaction
             for key, value in (meta or {}).items():
@@ -456,7 +467,7 @@ class CampaignStore:
         """
         sql = ("SELECT j.id, j.inchikey, m.smiles, j.iteration, j.rank, j.status, j.value,"
                " j.reason, j.pred_mean, j.pred_std, j.fidelity, j.seconds, j.finished_at,"
-               " j.acq_value, j.oracle, j.paid, j.provenance"
+               " j.acq_value, j.oracle, j.paid, j.provenance, j.properties"
                " FROM jobs j JOIN molecules m USING (inchikey)")
         where, args = [], []
         if fidelity is not None:
@@ -471,7 +482,9 @@ class CampaignStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY j.iteration, j.rank"
-        return [Job(*row[:-2], bool(row[-2]), row[-1]) for row in self._db.execute(sql, args)]
+        return [Job(*row[:-3], bool(row[-3]), row[-2],
+                    json.loads(row[-1]) if row[-1] else None)
+                for row in self._db.execute(sql, args)]
 
     def calls(self, fidelity: str | None = TARGET) -> list[Job]:
         """The oracle calls bodisc paid for, in order.
@@ -520,20 +533,37 @@ class CampaignStore:
         return 0 if row[0] is None else int(row[0]) + 1
 
     def results_frame(self) -> Any:
-        """Every oracle job with its molecule, as a pandas DataFrame (for export)."""
+        """Every oracle job with its molecule, as a pandas DataFrame (for export).
+
+        Every property a call gave beyond its value becomes a column of its own (named
+        after the property; ``property_<name>`` where that name is taken).
+        """
         import pandas as pd
 
         rows = self._rows(
             "SELECT m.smiles, j.inchikey, j.iteration, j.rank, j.fidelity, j.oracle, j.status,"
             " j.value, j.reason, j.pred_mean, j.pred_std, j.acq_value, j.seconds, m.origin,"
-            " m.parents, j.paid, j.provenance"
+            " m.parents, j.paid, j.provenance, j.properties"
             " FROM jobs j JOIN molecules m USING (inchikey) ORDER BY j.iteration, j.rank"
         )
-        return pd.DataFrame([dict(r) for r in rows])
+        records = [dict(r) for r in rows]
+        props = [json.loads(r.pop("properties") or "{}") for r in records]
+        frame = pd.DataFrame(records)
+        for name in sorted({k for p in props for k in p}):
+            column = name if name not in frame.columns else f"property_{name}"
+            frame[column] = [p.get(name) for p in props]
+        return frame
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _properties_json(properties: dict[str, float] | None) -> str | None:
+    """The ``properties`` column's JSON (``None``: the call gave none)."""
+    if not properties:
+        return None
+    return json.dumps({str(k): float(v) for k, v in properties.items()}, sort_keys=True)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

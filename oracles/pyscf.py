@@ -148,17 +148,19 @@ class PyscfDipoleOracle(Oracle):
     name: ClassVar[str] = "pyscf_dipole"
     property: ClassVar[str] = "dipole"
     unit: ClassVar[str] = "D"
+    properties: ClassVar[dict[str, str]] = {"gap": "eV", "homo": "eV", "lumo": "eV"}
     cost: ClassVar[float] = 50.0
     Options: ClassVar[type[BaseModel]] = PyscfDipoleOptions
 
-    def evaluate(self, smiles: str) -> tuple[float, dict[str, Any]]:
+    def evaluate(self, smiles: str) -> tuple[dict[str, float], dict[str, Any]]:
         """Run the DFT single point of one molecule and return its dipole moment.
 
         Args:
             smiles: SMILES of the molecule.
 
         Returns:
-            The dipole magnitude in Debye, and the extras listed in the module docstring
+            ``dipole`` (D), ``gap``, ``homo`` and ``lumo`` (eV), and the extras listed in
+            the module docstring
             (``homo_eV``, ``lumo_eV``, ``gap_eV``, ``energy_Eh``, ``scf_cycles``, ``nao``,
             ``device``, ``xyz``, and the xTB geometry's ``xtb_energy_eV``, ``xtb_steps``,
             ``conformer``).
@@ -171,7 +173,8 @@ class PyscfDipoleOracle(Oracle):
         result = dft_single_point(numbers, xyz, charge, opts)
         extras.update(result)
         extras["xyz"] = [[int(z), *map(float, p)] for z, p in zip(numbers, xyz, strict=True)]
-        return float(result["dipole_D"]), extras
+        return {"dipole": float(result["dipole_D"]), "gap": float(result["gap_eV"]),
+                "homo": float(result["homo_eV"]), "lumo": float(result["lumo_eV"])}, extras
 
 
 class PyscfGapOracle(PyscfDipoleOracle):
@@ -180,11 +183,7 @@ class PyscfGapOracle(PyscfDipoleOracle):
     name: ClassVar[str] = "pyscf_gap"
     property: ClassVar[str] = "gap"
     unit: ClassVar[str] = "eV"
-
-    def evaluate(self, smiles: str) -> tuple[float, dict[str, Any]]:
-        """The DFT HOMO-LUMO gap in eV; extras as :meth:`PyscfDipoleOracle.evaluate`."""
-        _, extras = super().evaluate(smiles)
-        return float(extras["gap_eV"]), extras
+    properties: ClassVar[dict[str, str]] = {"dipole": "D", "homo": "eV", "lumo": "eV"}
 
 
 def dft_single_point(numbers: np.ndarray, xyz: np.ndarray, charge: int,

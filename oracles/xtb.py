@@ -12,7 +12,10 @@ Recipe for one molecule (all in one worker process, one call):
    graph stays shorter than 1.25 x the sum of the covalent radii (ASE's), and no other
    pair comes closer than 1.10 x that sum;
 5. the label is the magnitude of the GFN2-xTB dipole moment at the optimised geometry,
-   in Debye (1 e*Bohr = 2.541746 D).
+   in Debye (1 e*Bohr = 2.541746 D);
+6. the same call gives the HOMO and LUMO energies and the HOMO-LUMO ``gap`` (eV) of one
+   GFN2-xTB single point at that geometry, for campaigns with several objectives or
+   constraints (``properties``).
 
 The QMex descriptor ``mu`` is a single point on the MMFF94 geometry; this label is on
 the xTB-optimised geometry: different calculations, no label leakage.
@@ -68,32 +71,42 @@ class XtbDipoleOptions(BaseModel):
 
 
 class XtbDipoleOracle(Oracle):
-    """Dipole moment (D) of the GFN2-xTB-optimised lowest conformer."""
+    """Dipole moment (D) of the GFN2-xTB-optimised lowest conformer, with its gap (eV)."""
 
     name: ClassVar[str] = "xtb_dipole"
     property: ClassVar[str] = "dipole"
     unit: ClassVar[str] = "D"
+    properties: ClassVar[dict[str, str]] = {"gap": "eV", "homo": "eV", "lumo": "eV"}
     cost: ClassVar[float] = 1.0
     Options: ClassVar[type[BaseModel]] = XtbDipoleOptions
 
-    def evaluate(self, smiles: str) -> tuple[float, dict[str, Any]]:
-        """Optimise one molecule with GFN2-xTB and return its dipole moment.
+    def evaluate(self, smiles: str) -> tuple[dict[str, float], dict[str, Any]]:
+        """Optimise one molecule with GFN2-xTB; its dipole moment and frontier orbitals.
 
         Args:
             smiles: SMILES of the molecule.
 
         Returns:
-            The dipole magnitude in Debye, and extras: ``energy_eV`` (xTB total energy
-            at the optimised geometry), ``steps`` (optimiser steps), ``fmax_eV_A`` (the
-            largest remaining force), ``conformer`` (index of the chosen conformer in
-            MMFF94 order) and ``n_conformers`` (conformers embedded).
+            ``dipole`` (D), ``gap``, ``homo`` and ``lumo`` (eV), and extras:
+            ``energy_eV`` (xTB total energy at the optimised geometry), ``steps``
+            (optimiser steps), ``fmax_eV_A`` (the largest remaining force),
+            ``conformer`` (index of the chosen conformer in MMFF94 order) and
+            ``n_conformers`` (conformers embedded).
 
         Raises:
             MoleculeFailure: With one of the reasons listed in the module docstring.
         """
+        from bodisc.descriptors.xtb import frontier_orbitals, singlepoint
+
         opts: XtbDipoleOptions = self.options  # type: ignore[assignment]
         geo = optimised_geometry(smiles, opts)
         dipole = float(np.linalg.norm(geo.dipole_e_bohr)) * DEBYE_PER_E_BOHR
+        uhf = (int(geo.numbers.sum()) - geo.charge) % 2
+        res = singlepoint(geo.numbers, geo.positions, geo.charge, uhf, method=opts.method)
+        try:
+            homo, lumo = frontier_orbitals(res)
+        except ValueError as exc:
+            raise MoleculeFailure(f"no HOMO-LUMO gap: {exc}") from None
         extras = {
             "energy_eV": geo.energy_ev,
             "steps": geo.steps,
@@ -101,7 +114,7 @@ class XtbDipoleOracle(Oracle):
             "conformer": geo.conformer,
             "n_conformers": geo.n_conformers,
         }
-        return dipole, extras
+        return {"dipole": dipole, "gap": lumo - homo, "homo": homo, "lumo": lumo}, extras
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def test_a_version_1_store_migrates_and_resumes(tmp_path):
     path = tmp_path / "old" / "store.sqlite"
     write_v1_store(path)
     store = CampaignStore(path)
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == 3
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == 4
     assert store.get_meta("migrated_from_schema") == 1
     # everything as it was: ids, order, values, reasons; every old job a target job
     jobs = store.jobs(fidelity=None)
@@ -126,7 +126,7 @@ def test_a_version_2_store_migrates_to_withdrawals_and_unpaid_labels(tmp_path):
     db.commit()
     db.close()
     store = CampaignStore(path)
-    assert store.get_meta("schema_version") == SCHEMA_VERSION == 3
+    assert store.get_meta("schema_version") == SCHEMA_VERSION == 4
     assert store.get_meta("migrated_from_schema") == 2
     jobs = store.jobs()
     assert [(j.id, j.status, j.value) for j in jobs] == [
@@ -135,4 +135,29 @@ def test_a_version_2_store_migrates_to_withdrawals_and_unpaid_labels(tmp_path):
     assert all(j.paid and j.provenance is None for j in jobs) and store.calls_used() == 5
     assert store.cancel_jobs([5], {"kind": "cancel"}) == 1  # the new status is allowed
     assert store.calls_used() == 4 and store.integrity_ok()
+    store.close()
+
+
+def test_a_version_3_store_migrates_to_properties(tmp_path):
+    path = tmp_path / "v3" / "store.sqlite"
+    store = CampaignStore(path)
+    store.add_molecules([("K1", "CCO", 3, "seed", ()), ("K2", "CC", 2, "seed", ())], 0)
+    store.start_iteration(0, [NewJob("K1"), NewJob("K2")], "xtb_dipole", 2, None)
+    store.finish_job(1, 1.5, None, 0.1, {"steps": 3})
+    store.close()
+    db = sqlite3.connect(path)  # what schema version 3 wrote: no properties column
+    db.execute("ALTER TABLE jobs DROP COLUMN properties")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = CampaignStore(path)
+    assert store.get_meta("schema_version") == 4 and store.get_meta("migrated_from_schema") == 3
+    old, pending = store.jobs()
+    assert (old.value, old.properties, old.property_value("gap")) == (1.5, None, None)
+    store.finish_job(pending.id, 2.0, None, 0.1, {}, {"dipole": 2.0, "gap": 7.25})
+    assert store.jobs()[1].properties == {"dipole": 2.0, "gap": 7.25}
+    assert store.jobs()[1].property_value("gap") == 7.25
+    frame = store.results_frame()
+    assert list(frame["gap"].isna()) == [True, False] and frame["gap"].iloc[1] == 7.25
+    assert store.integrity_ok()
     store.close()

@@ -133,6 +133,7 @@ from bodisc.descriptors.xtb import (
     BOHR3_TO_ANGSTROM3,
     DEBYE_PER_E_BOHR,
     EV_PER_HARTREE,
+    frontier_orbitals,
     singlepoint,
 )
 from bodisc.errors import InvalidMoleculeError, MoleculeFailure
@@ -354,19 +355,7 @@ def _electrons_per_atom(ctx: _Context) -> float:
 
 def _frontier(ctx: _Context) -> tuple[float, float]:
     """HOMO and LUMO energies (eV) of the neutral, from its occupations."""
-    res = ctx.neutral
-    eps = np.asarray(res["orbital-energies"], dtype=float)
-    occ = np.asarray(res["orbital-occupations"], dtype=float)
-    if eps.ndim == 2:  # spin-polarised (open shell): highest occupied, lowest empty spin orbital
-        homo = float(eps[occ > 0.5].max())
-        lumo = float(eps[occ < 0.5].min())
-        return homo * EV_PER_HARTREE, lumo * EV_PER_HARTREE
-    order = np.argsort(eps, kind="stable")
-    eps = eps[order]
-    n_occupied = (int(round(float(occ.sum()))) + 1) // 2  # a singly occupied one counts
-    if n_occupied < 1 or n_occupied >= len(eps):
-        raise ValueError("no occupied or no virtual orbital")
-    return float(eps[n_occupied - 1]) * EV_PER_HARTREE, float(eps[n_occupied]) * EV_PER_HARTREE
+    return frontier_orbitals(ctx.neutral)
 
 
 def _homo(ctx: _Context) -> float:

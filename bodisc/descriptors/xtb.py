@@ -30,6 +30,7 @@ __all__ = [
     "BOHR3_TO_ANGSTROM3",
     "DEBYE_PER_E_BOHR",
     "EV_PER_HARTREE",
+    "frontier_orbitals",
     "n_electrons",
     "singlepoint",
 ]
@@ -124,6 +125,30 @@ def singlepoint(
         raise MoleculeFailure(f"SCF not converged: {exc}") from None
     finally:
         keep_alive.clear()
+
+
+def frontier_orbitals(res: Result) -> tuple[float, float]:
+    """HOMO and LUMO energies (eV) of a single point, from its orbital occupations.
+
+    Restricted: orbitals sorted by energy, the occupied count from the total occupation
+    (a singly occupied orbital counts); spin-polarised (open shell): the highest occupied
+    and the lowest empty spin orbital.
+
+    Raises:
+        ValueError: With no occupied or no virtual orbital.
+    """
+    eps = np.asarray(res["orbital-energies"], dtype=float)
+    occ = np.asarray(res["orbital-occupations"], dtype=float)
+    if eps.ndim == 2:
+        homo = float(eps[occ > 0.5].max())
+        lumo = float(eps[occ < 0.5].min())
+        return homo * EV_PER_HARTREE, lumo * EV_PER_HARTREE
+    order = np.argsort(eps, kind="stable")
+    eps = eps[order]
+    n_occupied = (int(round(float(occ.sum()))) + 1) // 2
+    if n_occupied < 1 or n_occupied >= len(eps):
+        raise ValueError("no occupied or no virtual orbital")
+    return float(eps[n_occupied - 1]) * EV_PER_HARTREE, float(eps[n_occupied]) * EV_PER_HARTREE
 
 
 def _field_array(field: Sequence[float] | np.ndarray) -> np.ndarray:

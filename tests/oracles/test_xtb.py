@@ -43,7 +43,8 @@ def test_dipoles_are_plausible(oracle, smiles, low, high):
 def test_deterministic_across_calls(oracle):
     (v1, extras1) = oracle.evaluate("OCC(=O)N")
     (v2, extras2) = oracle.evaluate("OCC(=O)N")
-    assert v1 == pytest.approx(v2, rel=1e-9, abs=1e-9)  # bitwise with one OpenMP thread
+    for name in ("dipole", "gap"):  # bitwise with one OpenMP thread
+        assert v1[name] == pytest.approx(v2[name], rel=1e-9, abs=1e-9)
     assert extras1["steps"] == extras2["steps"]
     assert extras1["conformer"] == extras2["conformer"]
 
@@ -54,7 +55,23 @@ def test_label_is_on_the_optimised_geometry_not_the_mmff_one(oracle):
     label, extras = oracle.evaluate("CC(=O)O")
     mu_mmff = compute_qmex("CC(=O)O", ["mu"])["mu"]
     assert extras["steps"] > 0
-    assert label != pytest.approx(mu_mmff, abs=1e-6)
+    assert label["dipole"] != pytest.approx(mu_mmff, abs=1e-6)
+
+
+def test_one_call_gives_the_gap_beside_the_dipole(oracle):
+    """The declared properties come back from one call, the gap being LUMO - HOMO."""
+    from bodisc.descriptors import compute_qmex
+
+    result = run_one(oracle, "CC(=O)O")
+    assert result.ok, result.failure
+    assert set(result.properties) == {"dipole", *XtbDipoleOracle.properties}
+    assert result.properties["dipole"] == result.value
+    props = result.properties
+    assert props["gap"] == pytest.approx(props["lumo"] - props["homo"], abs=1e-9)
+    # the optimised geometry's gap is near the force-field geometry's (QMex), not equal
+    mmff = compute_qmex("CC(=O)O", ["homo", "lumo"])
+    assert props["gap"] == pytest.approx(mmff["lumo"] - mmff["homo"], abs=1.0)
+    assert 5.0 < props["gap"] < 20.0
 
 
 def test_unembeddable_molecule_fails_with_reason(oracle):

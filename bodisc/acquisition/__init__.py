@@ -32,6 +32,34 @@ conditioned on the same way as the earlier picks of a batch: the kriging believe
 them first, as forced picks, and Thompson draws from the posterior conditioned on them at
 their means. Conditioning on the mean leaves the posterior mean as it is, so ``greedy``,
 ``rank`` and ``random`` do not change; the caller keeps pending molecules out of ``X``.
+
+Constraints (``AcquisitionContext.constraints``: a GP per constrained property, in that
+property's own units, with a lower and/or upper bound) turn ``logei``, ``ucb``,
+``thompson`` and ``greedy`` into their constrained forms. The probability of feasibility
+``PoF(x) = prod_c P(lower_c <= f_c(x) <= upper_c)`` comes from each constraint GP's
+Gaussian posterior of the latent property (the constraints taken as independent):
+
+* ``logei``: ``log EI(x; best feasible label) + log PoF(x)``, the constrained EI of Gardner
+  et al. (2014). ``best`` is the best *feasible* label (the caller sets it); with no
+  feasible label yet (``best = -inf``, or no ``True`` in ``feasible_train``) there is no
+  improvement to expect and the batch is the q candidates most likely to be feasible.
+* ``ucb``: UCB among the candidates with ``PoF >= 0.5``; the others come after them, most
+  likely feasible first.
+* ``greedy``: the same order with the posterior mean in place of UCB.
+* ``thompson``: each draw also draws every constraint GP jointly over the same candidates
+  and takes the best candidate whose drawn constraint values are all feasible; when a draw
+  has none, the candidate whose drawn values are deepest inside (least outside) the
+  bounds, in posterior standard deviations of the worst constraint.
+
+For the kriging believer both rules are a fixed additive offset per candidate
+(:func:`_believer`'s ``offset``); the incumbent is raised only by picks that are more likely
+feasible than not. The constraint posteriors are not conditioned on a batch's earlier
+picks (at their means that would only sharpen PoF). With no constraints every strategy is
+exactly the unconstrained one.
+
+Several objectives (``qlognehvi``, ``parego``; :mod:`bodisc.acquisition.multiobjective`)
+take one GP per objective in ``AcquisitionContext.models`` and are registered with
+``objectives="several"``.
 """
 
 from __future__ import annotations
@@ -50,6 +78,28 @@ if TYPE_CHECKING:
 
 #: UCB's exploration weight unless a campaign sets one (``[acquisition] beta`` reads it).
 DEFAULT_BETA = 2.0
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A constrained property: its GP and the interval a feasible molecule lies in.
+
+    Attributes:
+        model: A surrogate fitted on the property in its own units (not maximisation
+            form); ``predict`` and, for Thompson sampling, ``joint_samples`` are used.
+        lower: Smallest feasible value, or ``None`` for no lower bound.
+        upper: Largest feasible value, or ``None`` for no upper bound.
+    """
+
+    model: Any
+    lower: float | None = None
+    upper: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lower is None and self.upper is None:
+            raise ValueError("a constraint needs a lower or an upper bound")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"constraint bounds: lower {self.lower} > upper {self.upper}")
 
 
 @dataclass
@@ -72,6 +122,17 @@ class AcquisitionContext:
         y_train: Their labels, maximisation form, shape ``(n,)``.
         names: The descriptors' names, length ``d`` (for graphs people read).
         options: Strategy settings from ``[acquisition]`` (e.g. ``intervention_k``).
+        models: For strategies with several objectives: one fitted GP per objective,
+            maximisation form, all fitted on the same labelled descriptors.
+        Y_train: Their labels, maximisation form, shape ``(n, k)``.
+        ref_point: Hypervolume reference point, maximisation form, shape ``(k,)``, or
+            ``None`` (then taken from the feasible labels, see
+            :func:`bodisc.acquisition.multiobjective.default_ref_point`).
+        constraints: One :class:`Constraint` per constrained property (none: no
+            constraints).
+        feasible_train: Whether each labelled molecule is feasible, shape ``(n,)``, or
+            ``None`` (with constraints, ``best`` must then be the best feasible label,
+            ``-inf`` when none is).
     """
 
     X: np.ndarray
@@ -86,6 +147,11 @@ class AcquisitionContext:
     y_train: np.ndarray | None = None
     names: tuple[str, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
+    models: tuple[GPSurrogate, ...] = ()
+    Y_train: np.ndarray | None = None
+    ref_point: np.ndarray | None = None
+    constraints: tuple[Constraint, ...] = ()
+    feasible_train: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -109,12 +175,17 @@ Strategy = Callable[[AcquisitionContext], Selection]
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """A registered strategy and what it needs from the campaign."""
+    """A registered strategy and what it needs from the campaign.
+
+    ``objectives``: ``"one"`` (a single objective, optionally constrained) or
+    ``"several"`` (one GP per objective in ``AcquisitionContext.models``).
+    """
 
     fn: Strategy
     needs_model: bool
     needs_descriptors: bool
     needs_labels: bool = False
+    objectives: str = "one"
 
 
 #: The one list of acquisition names (config validation and CLI choices read it).
@@ -122,18 +193,22 @@ ACQUISITIONS: dict[str, StrategySpec] = {}
 
 
 def register(name: str, needs_model: bool = True, needs_descriptors: bool = True,
-             needs_labels: bool = False) -> Callable[[Strategy], Strategy]:
+             needs_labels: bool = False,
+             objectives: str = "one") -> Callable[[Strategy], Strategy]:
     """Register a strategy under ``name``; a duplicate name is refused.
 
     ``needs_labels``: a strategy without the GP that learns from the labelled molecules
     itself (it gets ``X_train``, ``y_train`` and ``names`` in its context).
+    ``objectives``: ``"one"`` or ``"several"`` (a GP per objective in ``models``).
     """
+    if objectives not in ("one", "several"):
+        raise ValueError(f"objectives = {objectives!r}; choose 'one' or 'several'")
 
     def wrap(fn: Strategy) -> Strategy:
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition {name!r} is already registered")
         ACQUISITIONS[name] = StrategySpec(fn, needs_model, needs_descriptors or needs_model,
-                                          needs_labels)
+                                          needs_labels, objectives)
         return fn
 
     return wrap
@@ -188,8 +263,94 @@ BOUND_MIN = 20000
 THOMPSON_MAX = 4096
 
 
+#: A candidate at least this likely to be feasible counts as feasible for the order of
+#: constrained ``ucb``, ``greedy`` and ``parego``, and its believed label may raise the
+#: kriging believer's incumbent.
+LIKELY = 0.5
+
+#: Floor of ``log PoF``: finite, so that a hopeless candidate still ranks (last) and a
+#: batch larger than the hopeful candidates is still q distinct ones.
+LOG_POF_FLOOR = -1e300
+
+#: ``(mean (m,), first-step scores (m,)) -> additive offset (m,)`` of a constrained
+#: kriging believer (:func:`_believer`).
+Offset = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def log_feasibility(constraints: tuple[Constraint, ...], X: np.ndarray) -> np.ndarray:
+    """Log probability of feasibility of each candidate, shape ``(m,)``.
+
+    ``log PoF(x) = sum_c log P(lower_c <= f_c(x) <= upper_c)`` with ``f_c`` the latent
+    posterior of constraint ``c`` (mean and standard deviation from ``predict``); the
+    constraints are taken as independent. Floored at :data:`LOG_POF_FLOOR`.
+
+    Args:
+        constraints: The constrained properties (none: ``log PoF = 0``).
+        X: Candidate descriptors, shape ``(m, d)``.
+    """
+    total = np.zeros(X.shape[0])
+    for c in constraints:
+        mean, std = c.model.predict(X)
+        total += _log_interval(np.asarray(mean, dtype=float), np.asarray(std, dtype=float),
+                               c.lower, c.upper)
+    return np.maximum(total, LOG_POF_FLOOR)
+
+
+def _log_interval(mean: np.ndarray, std: np.ndarray, lower: float | None,
+                  upper: float | None) -> np.ndarray:
+    """``log P(lower <= N(mean, std^2) <= upper)``, stable in both tails, shape ``(m,)``."""
+    from scipy.special import log_ndtr
+
+    s = np.clip(std, 1e-12, None)
+    a = np.full_like(mean, -np.inf) if lower is None else (lower - mean) / s
+    b = np.full_like(mean, np.inf) if upper is None else (upper - mean) / s
+    flip = a > 0  # both bounds in the upper tail: P = Phi(-a) - Phi(-b)
+    lo, hi = np.where(flip, -b, a), np.where(flip, -a, b)
+    log_hi, log_lo = log_ndtr(hi), log_ndtr(lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = log_hi + np.log1p(-np.exp(log_lo - log_hi))
+    return np.where(np.isnan(out), -np.inf, out)
+
+
+def _feasibility(ctx: AcquisitionContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log PoF of the candidates and who is likely feasible (``PoF >= LIKELY``).
+
+    Returns:
+        ``(log_pof (m,), likely candidates (m,), likely pending molecules (p,))``.
+    """
+    log_pof = log_feasibility(ctx.constraints, ctx.X)
+    pending = _pending(ctx)
+    log_pof_p = (log_feasibility(ctx.constraints, pending) if len(pending)
+                 else np.zeros(0))
+    cut = float(np.log(LIKELY))
+    return log_pof, log_pof >= cut, log_pof_p >= cut
+
+
+def feasibility_tiers(log_pof: np.ndarray) -> np.ndarray:
+    """Feasibility tiers of constrained UCB, greedy and ParEGO, shape ``(m,)``, ints.
+
+    Tier 0 for ``PoF >= LIKELY``, then one tier per distinct PoF below it, most likely
+    feasible first.
+    """
+    tier = np.zeros(log_pof.shape[0], dtype=np.int64)
+    low = log_pof < np.log(LIKELY)
+    if low.any():
+        _, rank = np.unique(-log_pof[low], return_inverse=True)
+        tier[low] = 1 + rank.reshape(-1)
+    return tier
+
+
+def has_feasible_label(ctx: AcquisitionContext) -> bool:
+    """Whether some labelled molecule is feasible (so constrained EI has an incumbent)."""
+    if not np.isfinite(ctx.best):
+        return False
+    return ctx.feasible_train is None or bool(np.any(ctx.feasible_train))
+
+
 def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, float],
-                                                       np.ndarray]) -> Selection:
+                                                       np.ndarray],
+              offset: Offset | None = None,
+              likely: tuple[np.ndarray, np.ndarray] | None = None) -> Selection:
     """Sequential kriging-believer selection with rank-one covariance updates.
 
     All candidates are scored once (posterior mean and variance in a few matrix
@@ -206,6 +367,20 @@ def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, 
     upper bounds on the standard deviations (``predict_bound``), which give upper bounds
     on the first-step scores (LogEI and UCB grow with the standard deviation); exact
     variances are computed for the short list only. The certificate above holds as is.
+
+    Constraints enter as ``offset``: a fixed amount added to every score of a candidate
+    (``log PoF`` for LogEI; a tier penalty for UCB). It is computed once from the
+    first-step means and scores and never changes while the batch is chosen, so a
+    candidate's conditioned score plus its offset is still at most its first-step score
+    plus the same offset: the short list is ordered by the offset scores and the
+    certificate holds unchanged.
+
+    Args:
+        ctx: The context (``surrogate`` set).
+        score: Acquisition of ``(mean (m,), std (m,), best)``, shape ``(m,)``.
+        offset: ``(mean, first-step scores) -> (m,)`` added to the scores, or ``None``.
+        likely: With constraints: whether each candidate ``(m,)`` and each pending
+            molecule ``(p,)`` is likely feasible; only those raise the incumbent.
     """
     assert ctx.surrogate is not None
     gp = ctx.surrogate
@@ -213,7 +388,10 @@ def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, 
     pending = _pending(ctx)
     best = ctx.best
     if len(pending):  # the believer's incumbent after the pending picks
-        best = max(best, float(np.max(gp.predict(pending)[0])))
+        if likely is None:
+            best = max(best, float(np.max(gp.predict(pending)[0])))
+        elif likely[1].any():
+            best = max(best, float(np.max(gp.predict(pending)[0][likely[1]])))
     bounded = m > BOUND_MIN and hasattr(gp, "predict_bound")
     if bounded:  # exact means, upper bounds on the standard deviations
         mean, std = gp.predict_bound(ctx.X)
@@ -221,6 +399,10 @@ def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, 
         mean, std = gp.predict(ctx.X)
     q = min(ctx.q, m)
     first = score(mean, std, best)  # first-step scores (upper bounds when bounded)
+    shift = None
+    if offset is not None:
+        shift = np.asarray(offset(mean, first), dtype=float)
+        first = first + shift
     order = np.argsort(-first, kind="stable")
     noise = gp.noise_variance()
     k = min(m, max(SHORTLIST, 8 * q))
@@ -230,8 +412,14 @@ def _believer(ctx: AcquisitionContext, score: Callable[[np.ndarray, np.ndarray, 
         listed = np.vstack([pending, ctx.X[short]]) if len(pending) else ctx.X[short]
         post = ShortlistPosterior.of(gp, listed)
         last = k == m or k >= SHORTLIST_MAX
+        extra: dict[str, np.ndarray] = {}
+        if shift is not None:
+            extra["offset"] = np.concatenate([np.zeros(len(pending)), shift[short]])
+        if likely is not None:
+            extra["raises"] = np.concatenate([likely[1], likely[0][short]])
         index, scores, certified = _believer_on(post, q, best, noise, score, outside,
-                                                give_up=not last, forced=len(pending))
+                                                give_up=not last, forced=len(pending),
+                                                **extra)
         if certified or last:
             return Selection(short[index], scores)
         k = min(m, 4 * k, SHORTLIST_MAX)
@@ -247,7 +435,8 @@ def _pending(ctx: AcquisitionContext) -> np.ndarray:
 def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
                  score: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
                  outside: float, give_up: bool = True,
-                 forced: int = 0) -> tuple[np.ndarray, np.ndarray, bool]:
+                 forced: int = 0, offset: np.ndarray | None = None,
+                 raises: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """Kriging believer on a short list, one covariance column per pick.
 
     The conditioned covariance is kept as the original one minus ``U U^T``, with ``U``
@@ -259,10 +448,14 @@ def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
         best: Incumbent.
         noise: Observation noise variance.
         score: Acquisition of ``(mean, std, best)``.
-        outside: Largest first-step score of a candidate not on the list.
+        outside: Largest first-step score (offset included) of a candidate not on the list.
         give_up: Stop at the first pick that cannot be certified.
         forced: The first ``forced`` entries of the list are pending molecules: they are
             conditioned on first, in order, and never picked.
+        offset: Fixed amount added to each listed entry's score, shape ``(k,)``, or
+            ``None``.
+        raises: Whether each listed entry's believed label may raise the incumbent
+            (constraints: only likely feasible ones), shape ``(k,)``; ``None``: all.
 
     Returns:
         Indices into the list after the forced entries ``(q,)`` (fewer if it gave up),
@@ -281,6 +474,8 @@ def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
             i = step
         else:
             s = score(mean, np.sqrt(np.clip(var, 1e-30, None)), best)
+            if offset is not None:
+                s = s + offset
             s[chosen] = -np.inf
             i = int(np.argmax(s))
             if s[i] < outside:
@@ -295,48 +490,123 @@ def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
         u = col / np.sqrt(max(col[i] + noise, 1e-30))
         U[:, step] = u
         var -= u**2
-        best = max(best, float(mean[i]))
+        if raises is None or raises[i]:
+            best = max(best, float(mean[i]))
     return np.array(chosen[forced:], dtype=int) - forced, np.array(scores), certified
 
 
 @register("logei")
 def log_expected_improvement(ctx: AcquisitionContext) -> Selection:
-    """LogEI (botorch's numerically stable form) with kriging-believer batches."""
+    """LogEI (botorch's numerically stable form) with kriging-believer batches.
+
+    With constraints: ``log EI`` over the best feasible label plus ``log PoF``; with no
+    feasible label yet, the q candidates most likely to be feasible.
+    """
     from bodisc.surrogates.gp import expected_improvement_log
 
-    return _believer(ctx, expected_improvement_log)
+    if not ctx.constraints:
+        return _believer(ctx, expected_improvement_log)
+    log_pof, likely, likely_p = _feasibility(ctx)
+    if not has_feasible_label(ctx):  # find a feasible molecule first
+        order = np.argsort(-log_pof, kind="stable")[: min(ctx.q, ctx.X.shape[0])]
+        return Selection(order, log_pof[order])
+    return _believer(ctx, expected_improvement_log, lambda mean, first: log_pof,
+                     (likely, likely_p))
 
 
 @register("ucb")
 def upper_confidence_bound(ctx: AcquisitionContext) -> Selection:
-    """UCB, ``mean + sqrt(beta) * std``, with kriging-believer batches."""
+    """UCB, ``mean + sqrt(beta) * std``, with kriging-believer batches.
+
+    With constraints: UCB among the candidates with ``PoF >= 0.5``, then the others, most
+    likely feasible first. The offset puts tier ``t`` (:func:`feasibility_tiers`)
+    ``t * R`` below tier 0, with ``R`` more than the spread of every score the batch can
+    see (conditioned UCB lies between the smallest mean and the largest first-step UCB),
+    so the order across tiers is strict and within a tier it is UCB.
+    """
     root_beta = float(np.sqrt(ctx.beta))
-    return _believer(ctx, lambda mean, std, best: mean + root_beta * std)
+    if not ctx.constraints:
+        return _believer(ctx, lambda mean, std, best: mean + root_beta * std)
+    log_pof, likely, likely_p = _feasibility(ctx)
+    tier = feasibility_tiers(log_pof).astype(float)
+
+    def offset(mean: np.ndarray, first: np.ndarray) -> np.ndarray:
+        spread = float(np.max(first)) - float(np.min(mean)) + 1.0
+        return -spread * tier
+
+    return _believer(ctx, lambda mean, std, best: mean + root_beta * std, offset,
+                     (likely, likely_p))
 
 
 @register("thompson")
 def thompson_sampling(ctx: AcquisitionContext) -> Selection:
-    """One joint posterior draw per batch slot; each takes its best unchosen candidate."""
+    """One joint posterior draw per batch slot; each takes its best unchosen candidate.
+
+    With constraints, each slot also draws every constraint GP jointly over the same
+    candidates (conditioned on the pending molecules at their means, as the objective)
+    and takes the best candidate whose drawn constraint values are all within bounds; if
+    no candidate's are, the one with the largest drawn margin (the score is then that
+    margin). Past :data:`THOMPSON_MAX` candidates the pool prefers those with
+    ``PoF >= 1e-3``.
+    """
     assert ctx.surrogate is not None
     m = ctx.X.shape[0]
     pool = np.arange(m)
     if m > THOMPSON_MAX:
         mean, std = ctx.surrogate.predict(ctx.X)
-        pool = np.sort(np.argsort(-(mean + 4.0 * std), kind="stable")[:THOMPSON_MAX])
+        if ctx.constraints:
+            hopeless = log_feasibility(ctx.constraints, ctx.X) < np.log(1e-3)
+            top = np.lexsort((-(mean + 4.0 * std), hopeless))[:THOMPSON_MAX]
+            pool = np.sort(top)
+        else:
+            pool = np.sort(np.argsort(-(mean + 4.0 * std), kind="stable")[:THOMPSON_MAX])
     pending = _pending(ctx)
     if len(pending):
         draws = _conditioned_samples(ctx.surrogate, pending, ctx.X[pool], ctx.q, ctx.rng)
     else:
         draws = ctx.surrogate.joint_samples(ctx.X[pool], ctx.q, ctx.rng)  # (q, len(pool))
+    margin = (_drawn_margin(ctx.constraints, pending, ctx.X[pool], len(draws), ctx.rng)
+              if ctx.constraints else None)
     chosen: list[int] = []
     scores: list[float] = []
-    for draw in draws:
+    for t, draw in enumerate(draws):
         draw = draw.copy()
+        if margin is not None:
+            ok = margin[t] >= 0.0
+            ok[chosen] = False
+            draw = np.where(ok, draw, -np.inf) if ok.any() else margin[t].copy()
         draw[chosen] = -np.inf
         i = int(np.argmax(draw))
         chosen.append(i)
         scores.append(float(draw[i]))
     return Selection(pool[np.array(chosen, dtype=int)], np.array(scores))
+
+
+def _drawn_margin(constraints: tuple[Constraint, ...], pending: np.ndarray, X: np.ndarray,
+                  n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """How far inside its bounds each drawn constraint value lies, worst constraint.
+
+    For constraint ``c`` and draw ``f_c``: ``min(f_c - lower, upper - f_c) / std_c`` with
+    ``std_c`` the posterior standard deviation at the candidate; the minimum over the
+    constraints. Non-negative exactly when every drawn value is feasible.
+
+    Returns:
+        Margins, shape ``(n_samples, m)``.
+    """
+    margin = np.full((n_samples, X.shape[0]), np.inf)
+    for c in constraints:
+        if len(pending):
+            f = _conditioned_samples(c.model, pending, X, n_samples, rng)
+        else:
+            f = c.model.joint_samples(X, n_samples, rng)
+        std = np.clip(np.asarray(c.model.predict(X)[1], dtype=float), 1e-12, None)
+        inside = np.full_like(f, np.inf)
+        if c.lower is not None:
+            inside = np.minimum(inside, f - c.lower)
+        if c.upper is not None:
+            inside = np.minimum(inside, c.upper - f)
+        margin = np.minimum(margin, inside / std[None, :])
+    return margin
 
 
 def _conditioned_samples(surrogate: GPSurrogate, pending: np.ndarray, X: np.ndarray,
@@ -360,9 +630,17 @@ def _conditioned_samples(surrogate: GPSurrogate, pending: np.ndarray, X: np.ndar
 
 @register("greedy")
 def greedy_mean(ctx: AcquisitionContext) -> Selection:
-    """The q largest posterior means (pure exploitation)."""
+    """The q largest posterior means (pure exploitation).
+
+    With constraints: the largest means among the candidates with ``PoF >= 0.5``, then
+    the others, most likely feasible first.
+    """
     assert ctx.surrogate is not None
     mean, _ = ctx.surrogate.predict(ctx.X)
+    if ctx.constraints:
+        tier = feasibility_tiers(log_feasibility(ctx.constraints, ctx.X))
+        order = np.lexsort((-mean, tier))[: ctx.q]
+        return Selection(order, mean[order])
     order = np.argsort(-mean, kind="stable")[: ctx.q]
     return Selection(order, mean[order])
 
@@ -394,3 +672,7 @@ def causal_intervention(ctx: AcquisitionContext) -> Selection:
                                             ctx.names, ctx.rng, **ctx.options)
     return Selection(np.asarray(index, dtype=np.int64), np.asarray(score, dtype=float),
                      {"plan": plan})
+
+
+# registers ``qlognehvi`` and ``parego`` (imported last: it uses the registry above)
+from bodisc.acquisition import multiobjective as _multiobjective  # noqa: E402, F401

@@ -197,3 +197,180 @@ def choose_fidelity_batch(X_train: np.ndarray, fidelities: Sequence[str], y_trai
         t2 = time.perf_counter()
     return picks, fit, {"fit_s": t1 - t0, "score_s": t2 - t1,
                         "fit_evaluations": float(getattr(model, "fit_evaluations", 0))}
+
+
+def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndarray, q: int,
+                       rng: np.random.Generator, *, strategy: str,
+                       surrogate: SurrogateSettings, beta: float,
+                       C_train: np.ndarray | None = None,
+                       lower: Sequence[float | None] = (),
+                       upper: Sequence[float | None] = (),
+                       ref_point: np.ndarray | Sequence[float] | None = None,
+                       X_pending: np.ndarray | None = None,
+                       restart_seed: Sequence[int] = (0,)) -> Batch:
+    """Choose ``q`` candidates for several objectives and/or constrained properties.
+
+    One surrogate is fitted per objective column and per constraint column, each from
+    scratch with ``fit_surrogate(surrogate, X_train, column, None, restart_seed)``: there
+    is no refit schedule across steps (no warm start, no ``refit_growth``; the returned
+    ``Batch.fit`` is ``None``). A ``proxy`` prior mean (``surrogate.options``) describes
+    the first objective's analogue, so only the first objective's GP gets it; the other
+    GPs use a constant mean.
+
+    It serves one objective with constraints (``logei``, ``ucb``, ``thompson``,
+    ``greedy``: constrained forms in :mod:`bodisc.acquisition`) and two or more objectives
+    (``qlognehvi``, ``parego``: :mod:`bodisc.acquisition.multiobjective`, which need
+    surrogate kind ``gp``).
+
+    Failed calls and infeasible labels:
+
+    * A labelled row with a non-finite objective or constraint value is a failed call:
+      it carries no label, so it is left out of every fit (one calculation gives all of a
+      molecule's properties, so a failure loses them together) and of the counts below.
+    * A row with every value finite but a constraint outside its bounds is infeasible: it
+      trains every GP (what the objectives are there is still information), but it is
+      never the incumbent: ``best`` is the best *feasible* label of objective 0 (``-inf``
+      when none is, and then constrained LogEI looks for a feasible molecule first), the
+      default reference point is taken from the feasible labels, and qLogNEHVI counts
+      its hypervolume only in feasible posterior samples.
+    * Fewer than :data:`MIN_LABELS` usable rows: the batch is chosen at random, as in
+      :func:`choose_batch`.
+
+    Args:
+        X_train: Descriptors of the labelled molecules, shape ``(n, d)``.
+        Y_train: Their objective labels in maximisation form, shape ``(n, k)`` (``(n,)``
+            for ``k = 1``); NaN for a failed call.
+        X_cand: Descriptors of the candidates, shape ``(m, d)``.
+        q: Batch size (at most ``m``).
+        rng: The step's seeded generator.
+        strategy: A name of :data:`bodisc.acquisition.ACQUISITIONS`: ``qlognehvi`` or
+            ``parego`` for ``k >= 2``; for ``k = 1`` also ``logei``, ``ucb``,
+            ``thompson``, ``greedy`` (or ``random``).
+        surrogate: The surrogate settings (kind, kernel, device, ...).
+        beta: UCB's exploration weight (``ucb``, ``parego``).
+        C_train: Constrained properties of the labelled molecules in their own units,
+            shape ``(n, c)``, or ``None`` for no constraints.
+        lower: Per constraint column the smallest feasible value or ``None``, length ``c``
+            (empty: no lower bounds).
+        upper: Per constraint column the largest feasible value or ``None``, length ``c``
+            (empty: no upper bounds).
+        ref_point: Hypervolume reference point, maximisation form, shape ``(k,)``;
+            ``None``: :func:`bodisc.acquisition.multiobjective.default_ref_point`.
+        X_pending: Descriptors of molecules chosen earlier whose labels are not back,
+            shape ``(p, d)``: the batch is conditioned on them.
+        restart_seed: Entropy of the GP restarts' generator.
+
+    Returns:
+        The :class:`Batch`; ``mean`` and ``std`` are objective 0's posterior at the picks;
+        ``info`` holds ``ref_point`` (``k >= 2``) and ``feasible_labels``.
+
+    Raises:
+        ValueError: For a strategy that does not fit the number of objectives, bounds
+            that do not match ``C_train``, or a multi-objective strategy with a surrogate
+            kind whose model is not a ``GPSurrogate``.
+    """
+    from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, Constraint, select
+    from bodisc.pareto import feasible_mask
+
+    spec = ACQUISITIONS[strategy]
+    X_train = np.asarray(X_train, dtype=float)
+    n = X_train.shape[0]
+    Y = np.asarray(Y_train, dtype=float).reshape(n, -1)
+    k = Y.shape[1]
+    C = (np.zeros((n, 0)) if C_train is None
+         else np.asarray(C_train, dtype=float).reshape(n, -1))
+    c = C.shape[1]
+    lows = list(lower) if len(lower) else [None] * c
+    ups = list(upper) if len(upper) else [None] * c
+    if len(lows) != c or len(ups) != c:
+        raise ValueError(f"{c} constraint columns but {len(lows)} lower and {len(ups)} "
+                         "upper bounds")
+    if any(lo is None and up is None for lo, up in zip(lows, ups, strict=True)):
+        raise ValueError("every constraint column needs a lower or an upper bound")
+    several = spec.objectives == "several"
+    if spec.needs_labels or (not spec.needs_model and strategy != "random"):
+        raise ValueError(f"acquisition {strategy!r} cannot choose for objectives and "
+                         "constraints; use qlognehvi, parego, logei, ucb, thompson or greedy")
+    if k >= 2 and not several:
+        multi = sorted(name for name, s in ACQUISITIONS.items() if s.objectives == "several")
+        raise ValueError(f"acquisition {strategy!r} takes one objective, got {k}; "
+                         f"choose one of: {', '.join(multi)}")
+    if several:
+        _require_gp(surrogate, strategy)
+    q = min(q, X_cand.shape[0])
+    usable = np.isfinite(Y).all(axis=1) & np.isfinite(C).all(axis=1)  # failed calls out
+    X_t, Y_t, C_t = X_train[usable], Y[usable], C[usable]
+    feasible = feasible_mask(C_t, lows, ups)
+    if not spec.needs_model or len(Y_t) < MIN_LABELS:
+        sel = select("random", AcquisitionContext(X_cand, q, 0.0, rng))
+        return Batch(sel.index, sel.score, strategy="random")
+    from bodisc.surrogates.gp import SMALL_N, torch_threads
+
+    plain = _without_proxy(surrogate)
+    with torch_threads(1 if len(Y_t) < SMALL_N else None):
+        t0 = time.perf_counter()
+        fits = [fit_surrogate(surrogate if j == 0 else plain, X_t, Y_t[:, j], None,
+                              restart_seed)[0] for j in range(k)]
+        fits += [fit_surrogate(plain, X_t, C_t[:, j], None, restart_seed)[0]
+                 for j in range(c)]
+        t1 = time.perf_counter()
+        models, constraint_models = fits[:k], fits[k:]
+        constraints = tuple(Constraint(mdl, lo, up) for mdl, lo, up
+                            in zip(constraint_models, lows, ups, strict=True))
+        best = float(np.max(Y_t[feasible, 0])) if feasible.any() else -np.inf
+        pending = X_pending if X_pending is not None and len(X_pending) else None
+        info: dict[str, Any] = {"feasible_labels": int(feasible.sum())}
+        if several:
+            ref = None
+            if k >= 2:
+                from bodisc.acquisition.multiobjective import default_ref_point
+
+                ref = (np.asarray(ref_point, dtype=float).reshape(k) if ref_point is not None
+                       else default_ref_point(Y_t, feasible))
+                info["ref_point"] = ref.tolist()
+            ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
+                                     X_train=X_t, y_train=Y_t[:, 0], models=tuple(models),
+                                     Y_train=Y_t, ref_point=ref, constraints=constraints,
+                                     feasible_train=feasible)
+        else:
+            ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
+                                     constraints=constraints, feasible_train=feasible)
+        sel = select(strategy, ctx)
+        mean, std = models[0].predict(X_cand[sel.index])
+        t2 = time.perf_counter()
+    timings = {"fit_s": t1 - t0, "score_s": t2 - t1,
+               "fit_evaluations": float(sum(getattr(f, "fit_evaluations", 0) for f in fits))}
+    return Batch(sel.index, sel.score, np.asarray(mean, dtype=float),
+                 np.asarray(std, dtype=float), strategy, None, timings, info)
+
+
+def _require_gp(surrogate: SurrogateSettings, strategy: str) -> None:
+    """Refuse a surrogate kind whose model is not a ``GPSurrogate`` (before any fit).
+
+    Raises:
+        ValueError: Naming the kind and the strategy.
+    """
+    from bodisc.surrogates import build_surrogate
+    from bodisc.surrogates.gp import GPSurrogate
+
+    s = surrogate
+    model = build_surrogate(s.kind, s.kernel, s.device, s.precision, **dict(s.options))
+    if not isinstance(model, GPSurrogate):
+        raise ValueError(f"acquisition {strategy!r} needs one exact GP per objective "
+                         f"(surrogate kind 'gp'); surrogate kind {s.kind!r} is not one")
+
+
+def _without_proxy(surrogate: SurrogateSettings) -> SurrogateSettings:
+    """The settings with a ``proxy`` prior mean replaced by the constant one.
+
+    The proxy describes the first objective's cheap analogue; the other objectives and
+    the constrained properties have none.
+    """
+    import dataclasses
+
+    options = dict(surrogate.options)
+    if options.get("mean") != "proxy":
+        return surrogate
+    for key in ("mean", "proxy_column", "proxy_sign"):
+        options.pop(key, None)
+    return dataclasses.replace(surrogate, options=options)

@@ -57,3 +57,16 @@ def test_pending_molecules_change_an_exploring_batch(data):
     gap_blind = np.min(np.linalg.norm(X[30:][rest][blind.index][:, None] - pending[None],
                                       axis=-1))
     assert gap > gap_blind
+
+
+def test_multi_batch_with_one_objective_and_no_constraint_is_the_plain_batch(data):
+    from bodisc.loop.step import choose_multi_batch
+
+    X, y = data
+    kw = {"strategy": "ucb", "surrogate": GP, "beta": 2.0}
+    plain = choose_batch(X[:30], y[:30], X[30:], 5, np.random.default_rng(0), **kw)
+    multi = choose_multi_batch(X[:30], y[:30], X[30:], 5, np.random.default_rng(0), **kw)
+    # the same fit (no previous state) and the same context: the same batch
+    np.testing.assert_array_equal(plain.index, multi.index)
+    np.testing.assert_allclose(plain.mean, multi.mean)
+    assert multi.fit is None and multi.info == {"feasible_labels": 30}

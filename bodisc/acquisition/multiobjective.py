@@ -1,0 +1,339 @@
+"""Acquisition for several objectives: qLogNEHVI over a discrete candidate set, and ParEGO.
+
+Both work on the maximisation form of every objective (the caller negates a minimised
+one) and take one fitted GP per objective in ``AcquisitionContext.models``, all fitted on
+the same labelled descriptors; constraints come as ``AcquisitionContext.constraints``
+(:class:`bodisc.acquisition.Constraint`).
+
+* ``qlognehvi``: botorch's ``qLogNoisyExpectedHypervolumeImprovement`` (Daulton et al.
+  2021; Ament et al. 2023) over the candidates, batches by sequential greedy selection as
+  in botorch's ``optimize_acqf_discrete``: the best candidate is picked, added to
+  ``X_pending``, and the acquisition evaluated again, q times. Pending molecules
+  (``AcquisitionContext.pending``) are ``X_pending`` from the start. The objective GPs
+  (and the constraint GPs, whose feasibility enters as botorch's ``value <= 0``
+  constraints, one per bound) form one ``ModelListGP``; ``X_baseline`` is the labelled
+  descriptors, pruned (``prune_baseline=True``), with a fixed-seed Sobol QMC sampler
+  (seed drawn from ``ctx.rng``), so the same inputs and generator state give the same
+  batch. An infeasible labelled molecule stays in ``X_baseline``: botorch weights the
+  hypervolume of every sample by the sampled feasibility, so it never extends the front.
+* ``parego``: ParEGO's random augmented Chebyshev scalarisation (Knowles 2006) in the UCB
+  form of Paria et al. (2019): for each pick a weight vector drawn on the simplex from
+  ``ctx.rng``, each objective's UCB ``mean + sqrt(beta) std`` normalised by the labels'
+  minimum and range of that objective, scalarised by :func:`bodisc.pareto.chebyshev`,
+  and the best candidate not yet chosen taken. No extra fits and no kriging believer:
+  the batch spreads because every pick has its own weights; pending molecules are not
+  conditioned on (the caller keeps them out of the candidates). With constraints the
+  candidates with ``PoF >= 0.5`` come first, then the others, most likely feasible first.
+
+The short list of ``qlognehvi`` (the project's fast scoring path): botorch's acquisition
+costs a joint posterior over the baseline and each candidate, far more than the cached
+``GPSurrogate.predict``. So every candidate gets its per-objective UCB ``mean + 2 std``
+from ``predict``, and only whole non-dominated layers of those UCB vectors are kept, front
+first, until at least ``max(SHORTLIST, 8 q)`` candidates (among those with
+``PoF >= MIN_POF`` when constrained, if that many remain). A candidate deep in the
+UCB-dominated layers has many candidates that are better in every objective even at
+their optimistic values; it is unlikely to add hypervolume beyond what those add, so the
+batch picked on the short list is nearly always the one picked over all candidates
+(``tests/acquisition/test_multiobjective.py`` measures the agreement).
+
+With a single objective model (``ctx.surrogate`` only: a single-objective campaign that
+names one of these strategies) ``qlognehvi`` is botorch's ``qLogNoisyExpectedImprovement``
+(the hypervolume improvement of one objective is the improvement of the maximum) and
+``parego`` is UCB without a believer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bodisc.acquisition import (
+    AcquisitionContext,
+    Constraint,
+    Selection,
+    feasibility_tiers,
+    log_feasibility,
+    register,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+#: Candidates a ``qlognehvi`` batch is chosen from at least (more with ``8 q``).
+SHORTLIST = 512
+
+#: With constraints, the short list keeps to candidates at least this likely feasible
+#: (when at least the short list's size of them remain).
+MIN_POF = 0.01
+
+#: Weight of the standard deviation in the short list's per-objective UCB.
+SHORTLIST_BETA_ROOT = 2.0
+
+#: Quasi-Monte-Carlo samples of the qLogNEHVI / qLogNEI sampler.
+MC_SAMPLES = 128
+
+#: Candidates per forward call of the botorch acquisition.
+EVAL_CHUNK = 128
+
+#: Weight of the augmenting sum of ParEGO's Chebyshev scalarisation.
+RHO = 0.05
+
+
+def objective_models(ctx: AcquisitionContext) -> tuple[Any, ...]:
+    """The objective GPs: ``ctx.models``, or ``(ctx.surrogate,)`` for a single objective.
+
+    Raises:
+        ValueError: If the context has neither.
+    """
+    if ctx.models:
+        return tuple(ctx.models)
+    if ctx.surrogate is not None:
+        return (ctx.surrogate,)
+    raise ValueError("a multi-objective strategy needs one fitted GP per objective "
+                     "(AcquisitionContext.models)")
+
+
+def _train_labels(ctx: AcquisitionContext, models: tuple[Any, ...]) -> np.ndarray:
+    """The objective labels, shape ``(n, k)``.
+
+    ``Y_train``; else ``y_train`` (one objective); else the models' own training targets
+    back in label units.
+    """
+    k = len(models)
+    if ctx.Y_train is not None:
+        return np.asarray(ctx.Y_train, dtype=float).reshape(-1, k)
+    if ctx.y_train is not None and k == 1:
+        return np.asarray(ctx.y_train, dtype=float).reshape(-1, 1)
+    cols = []
+    for g in models:
+        t = g.model.train_targets.detach().reshape(-1, 1)
+        cols.append(g.model.outcome_transform.untransform(t)[0].reshape(-1).cpu().numpy())
+    return np.column_stack(cols)
+
+
+def default_ref_point(Y: np.ndarray, feasible: np.ndarray | None = None) -> np.ndarray:
+    """The hypervolume reference point when none is given, shape ``(k,)``.
+
+    :func:`bodisc.pareto.reference_point` (the nadir less a tenth of the range, per
+    objective) of the feasible labelled molecules, or of all of them when none is
+    feasible; rows with a non-finite label (a failed call) are left out.
+
+    Args:
+        Y: Labels, maximisation form, shape ``(n, k)``.
+        feasible: Whether each labelled molecule is feasible, ``(n,)``, or ``None``.
+    """
+    from bodisc.pareto import reference_point
+
+    Y = np.asarray(Y, dtype=float)
+    rows = np.isfinite(Y).all(axis=1)
+    if feasible is not None and np.any(rows & feasible):
+        rows &= np.asarray(feasible, dtype=bool)
+    return reference_point(Y[rows])
+
+
+def _check_shared(models: list[Any]) -> None:
+    """All models are GPSurrogates fitted on the same descriptors (same scaler, inputs).
+
+    botorch evaluates every model of the ``ModelListGP`` on one input tensor, the first
+    model's features; that is right only if every model scales descriptors the same way.
+
+    Raises:
+        ValueError: Otherwise.
+    """
+    first = models[0]
+    for g in models:
+        if getattr(g, "model", None) is None or getattr(g, "scaler", None) is None:
+            raise ValueError("qlognehvi needs GPSurrogate models (surrogate kind 'gp'), "
+                             f"got {type(g).__name__}")
+        same = (np.array_equal(g.scaler.mean, first.scaler.mean)
+                and np.array_equal(g.scaler.std, first.scaler.std)
+                and g.model.train_inputs[0].shape == first.model.train_inputs[0].shape)
+        if not same:
+            raise ValueError("qlognehvi: the objective and constraint GPs must be fitted on "
+                             "the same labelled descriptors")
+
+
+def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.ndarray:
+    """The candidates a ``qlognehvi`` batch is chosen from, ascending indices.
+
+    Whole non-dominated layers of the per-objective UCB ``mean + 2 std`` until at least
+    ``max(SHORTLIST, 8 q)`` candidates (see the module docstring); all candidates when
+    there are no more than that.
+
+    Args:
+        ctx: The context.
+        models: The objective GPs.
+        q: Batch size.
+
+    Returns:
+        Indices into ``ctx.X``, shape ``(s,)``.
+    """
+    from bodisc.pareto import top_share_by_layers
+
+    m = ctx.X.shape[0]
+    target = max(SHORTLIST, 8 * q)
+    if m <= target:
+        return np.arange(m)
+    pool = np.arange(m)
+    if ctx.constraints:
+        hopeful = log_feasibility(ctx.constraints, ctx.X) >= np.log(MIN_POF)
+        if int(hopeful.sum()) >= target:
+            pool = np.flatnonzero(hopeful)
+    if pool.shape[0] <= target:
+        return pool
+    X = ctx.X[pool]
+    ucb = np.column_stack([mean + SHORTLIST_BETA_ROOT * std
+                           for mean, std in (g.predict(X) for g in models)])
+    rows = top_share_by_layers(ucb, min(1.0, target / pool.shape[0]))
+    if rows.shape[0] < q:  # non-finite predictions: fall back to every candidate
+        return np.arange(m)
+    return pool[rows]
+
+
+def _constraint_callables(constraints: tuple[Constraint, ...], k: int) -> list[Any]:
+    """The botorch constraints (feasible where ``value <= 0``) on outputs ``k, k + 1, ...``.
+
+    A lower bound ``l`` on output ``j`` is ``l - Z[..., j]``, an upper bound ``u`` is
+    ``Z[..., j] - u``: one callable per bound.
+    """
+    out: list[Any] = []
+    for j, c in enumerate(constraints):
+        col = k + j
+        if c.lower is not None:
+            out.append(lambda Z, col=col, b=float(c.lower): b - Z[..., col])
+        if c.upper is not None:
+            out.append(lambda Z, col=col, b=float(c.upper): Z[..., col] - b)
+    return out
+
+
+def _evaluate(acq: Any, Z: torch.Tensor) -> np.ndarray:
+    """The acquisition at every candidate ``Z`` ``(s, d)`` on its own, ``(s,)``, in chunks."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, Z.shape[0], EVAL_CHUNK):
+            chunk = Z[start : start + EVAL_CHUNK].unsqueeze(1)  # (b, 1, d)
+            out.append(acq(chunk).detach().reshape(-1).cpu().numpy())
+    values = np.concatenate(out) if out else np.zeros(0)
+    return np.where(np.isnan(values), -np.inf, values)
+
+
+@register("qlognehvi", needs_model=True, objectives="several")
+def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
+    """The qLogNEHVI batch over the short list, by sequential greedy picks (module docstring).
+
+    Scores are the acquisition value of each pick given the earlier picks and the pending
+    molecules (log of the expected hypervolume improvement).
+    """
+    import gpytorch
+    import torch
+    from botorch.models import ModelListGP
+    from botorch.sampling import SobolQMCNormalSampler
+
+    from bodisc.acquisition import _pending
+    from bodisc.surrogates.gp import EXACT_MAX
+
+    models = objective_models(ctx)
+    k = len(models)
+    m = ctx.X.shape[0]
+    q = min(ctx.q, m)
+    _check_shared(list(models) + [c.model for c in ctx.constraints])
+    short = shortlist(ctx, models, q)
+    seed = int(ctx.rng.integers(2**31 - 1))
+    gp0 = models[0]
+    Z = gp0._features(ctx.X[short])
+    pending = _pending(ctx)
+    Z_pending = gp0._features(pending) if len(pending) else None
+    base = gp0.model.train_inputs[0]
+    inner = [g.model for g in models] + [c.model.model for c in ctx.constraints]
+    model = inner[0] if len(inner) == 1 else ModelListGP(*inner)
+    constraints = _constraint_callables(ctx.constraints, k) or None
+    chosen: list[int] = []
+    scores: list[float] = []
+    with torch.random.fork_rng(), gpytorch.settings.max_cholesky_size(EXACT_MAX):
+        torch.manual_seed(seed)  # baseline pruning draws from torch's global generator
+        sampler = SobolQMCNormalSampler(torch.Size([MC_SAMPLES]), seed=seed)
+        if k >= 2:
+            from botorch.acquisition.multi_objective.logei import (
+                qLogNoisyExpectedHypervolumeImprovement,
+            )
+            from botorch.acquisition.multi_objective.objective import (
+                IdentityMCMultiOutputObjective,
+            )
+
+            feasible = (None if ctx.feasible_train is None
+                        else np.asarray(ctx.feasible_train, dtype=bool))
+            ref = (np.asarray(ctx.ref_point, dtype=float) if ctx.ref_point is not None
+                   else default_ref_point(_train_labels(ctx, models), feasible))
+            acq = qLogNoisyExpectedHypervolumeImprovement(
+                model, ref_point=torch.as_tensor(ref, dtype=base.dtype, device=base.device),
+                X_baseline=base, sampler=sampler,
+                objective=IdentityMCMultiOutputObjective(outcomes=list(range(k))),
+                constraints=constraints, X_pending=Z_pending, prune_baseline=True)
+        else:
+            from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+            from botorch.acquisition.objective import GenericMCObjective
+
+            objective = (GenericMCObjective(lambda Y, X=None: Y[..., 0]) if constraints
+                         else None)
+            acq = qLogNoisyExpectedImprovement(model, base, sampler, objective=objective,
+                                               X_pending=Z_pending, constraints=constraints,
+                                               prune_baseline=True)
+        free = np.ones(short.shape[0], dtype=bool)
+        for step in range(q):
+            values = _evaluate(acq, Z)
+            left = np.flatnonzero(free)
+            i = int(left[np.argmax(values[left])])
+            chosen.append(i)
+            scores.append(float(values[i]))
+            free[i] = False
+            if step < q - 1:
+                picked = Z[chosen]
+                acq.set_X_pending(picked if Z_pending is None
+                                  else torch.cat([Z_pending, picked]))
+    return Selection(short[np.array(chosen, dtype=int)], np.array(scores))
+
+
+@register("parego", needs_model=True, objectives="several")
+def parego(ctx: AcquisitionContext) -> Selection:
+    """ParEGO-style random augmented-Chebyshev scalarisation of the UCBs (no extra fits).
+
+    Scores are the scalarised, normalised UCB of each pick under its own weights.
+    """
+    from bodisc.pareto import chebyshev, chebyshev_weights
+
+    models = objective_models(ctx)
+    k = len(models)
+    m = ctx.X.shape[0]
+    q = min(ctx.q, m)
+    root_beta = float(np.sqrt(ctx.beta))
+    means, ucbs = [], []
+    for g in models:
+        mean, std = g.predict(ctx.X)
+        means.append(mean)
+        ucbs.append(mean + root_beta * std)
+    ucb = np.column_stack(ucbs)
+    Y = _train_labels(ctx, models)
+    if not np.isfinite(Y).all(axis=1).any():  # no labels to scale by: the means' range
+        Y = np.column_stack(means)
+    lo = np.array([np.min(c[np.isfinite(c)]) for c in Y.T])
+    span = np.array([np.max(c[np.isfinite(c)]) for c in Y.T]) - lo
+    span = np.where(span > 0, span, 1.0)
+    U = (ucb - lo) / span
+    tier = (feasibility_tiers(log_feasibility(ctx.constraints, ctx.X)) if ctx.constraints
+            else np.zeros(m, dtype=np.int64))
+    weights = chebyshev_weights(k, q, ctx.rng)  # one weight vector per pick
+    free = np.ones(m, dtype=bool)
+    chosen: list[int] = []
+    scores: list[float] = []
+    for w in weights:
+        s = chebyshev(U, w, RHO)
+        left = np.flatnonzero(free)
+        key = np.where(np.isfinite(s[left]), s[left], -np.inf)
+        i = int(left[np.lexsort((-key, tier[left]))[0]])
+        chosen.append(i)
+        scores.append(float(s[i]))
+        free[i] = False
+    return Selection(np.array(chosen, dtype=int), np.array(scores))

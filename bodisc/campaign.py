@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from bodisc.failpoints import failpoint
 from bodisc.loop import diagnostics, records
 from bodisc.loop.candidates import cheap_only, generate, seed_records
 from bodisc.loop.features import Featuriser
+from bodisc.loop.objectives import Objectives
 from bodisc.loop.outcomes import Outcome, Proposal, check_outcome
 from bodisc.loop.refit import FitState, SurrogateSettings
 from bodisc.loop.step import Batch, choose_batch, choose_fidelity_batch
@@ -79,6 +80,9 @@ class Summary:
         iterations: Iterations in the store.
         run_link: Web address of the MLflow run's charts (``None`` without a run).
         molecules_link: Web address of the run's ``best_molecules.png`` in MLflow.
+        front: With several objectives: the feasible non-dominated molecules, rows
+            ``(smiles, {property: value}, iteration)``, best first by the first objective.
+        hypervolume: Their hypervolume (the campaign's reference point), or ``None``.
     """
 
     best: list[tuple[str, float, int]]
@@ -91,12 +95,27 @@ class Summary:
     iterations: int = 0
     run_link: str | None = None
     molecules_link: str | None = None
+    front: list[tuple[str, dict[str, float], int]] = field(default_factory=list)
+    hypervolume: float | None = None
 
 
 def iteration_rngs(seed: int, iteration: int) -> tuple[np.random.Generator, np.random.Generator]:
     """The generator and acquisition RNGs of one iteration, from ``(seed, iteration)``."""
     gen_seq, acq_seq = np.random.SeedSequence([seed, iteration]).spawn(2)
     return np.random.default_rng(gen_seq), np.random.default_rng(acq_seq)
+
+
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with the fields added since it was written, at their defaults.
+
+    A store made before a field existed (``objectives``, an objective's ``reference``)
+    then compares equal to today's reading of the same file. A stored config that no
+    longer validates is compared as it is.
+    """
+    try:
+        return CampaignConfig.model_validate(stored).as_dict()
+    except Exception:  # noqa: BLE001 - compared as stored; the caller names what changed
+        return stored
 
 
 def discard_store(config: CampaignConfig) -> str | None:
@@ -162,6 +181,7 @@ class Campaign:
         self.cache = cache
         self.tracking = tracking
         self.sign = 1.0 if config.objective.direction == "maximize" else -1.0
+        self.objectives = Objectives(config)
         self.features = features or Featuriser(config)
         self.oracle_options = json.dumps(config.oracle.options, sort_keys=True)
         # multi-fidelity ([fidelity]): the cheap oracle's options and the cost per call
@@ -298,6 +318,7 @@ class Campaign:
                 store.set_meta("campaign", self.config.name)
                 store.set_meta("created_at", time.time())
             return store
+        stored = _with_defaults(stored)
         changed_unsafe = [k for k in UNSAFE_TO_CHANGE
                           if dotted_get(stored, k) != dotted_get(current, k)]
         if changed_unsafe:
@@ -380,16 +401,26 @@ class Campaign:
                  if isinstance(results, Mapping) else list(results))
         jobs = {(j.inchikey, j.fidelity): j for j in store.jobs(fidelity=None)}
         todo: dict[int, Outcome] = {}
+        rows: dict[int, tuple[Any, ...]] = {}
         for k, out in enumerate(items):
             job = jobs.get((self._inchikey(out.molecule, k), out.fidelity))
             check_outcome(out, job, todo.get(job.id) if job else None, k)
             assert job is not None
-            if job.status == "pending":
-                todo[job.id] = out
+            if job.status != "pending":
+                continue
+            todo[job.id] = out
+            value, failure, props = None if out.value is None else float(out.value), \
+                out.failure, dict(out.properties or {}) or None
+            if out.fidelity == TARGET and out.failure is None:
+                value, failure, props = self.objectives.label(value, None, out.properties)
+                if failure is not None:
+                    raise TellError(f"result {k} ({out.molecule}): {failure}; this campaign "
+                                    f"models {', '.join(self.objectives.modelled)}")
+            rows[job.id] = (job.id, value, failure, float(out.seconds),
+                            dict(out.extras or {}), props)
         if not todo:
             return 0
-        store.finish_jobs([(i, None if o.value is None else float(o.value), o.failure,
-                            float(o.seconds), dict(o.extras or {})) for i, o in todo.items()])
+        store.finish_jobs(list(rows.values()))
         by_id = {j.id: j for j in jobs.values()}
         for it in sorted({by_id[i].iteration for i in todo}):
             self._complete_if_done(it, {})
@@ -816,12 +847,15 @@ class Campaign:
             ranking = self.sign * ranking
         if spec.needs_model:
             self.reporter.phase(it, "fit")
-        batch = choose_batch(matrix(train), np.array([self.sign * j.value for j in train]),
-                             matrix(cand), q, rng, **step,
-                             previous=self._last_fit(it, settings.kind),
-                             X_pending=matrix(waiting) if waiting else None, ranking=ranking,
-                             restart_seed=(cfg.random_seed, it, 1),
-                             names=self.features.names, options=acq.options())
+        if spec.needs_model and self.objectives.several:
+            batch = self._choose_several(it, train, matrix, cand, waiting, q, rng, step)
+        else:
+            batch = choose_batch(matrix(train), np.array([self.sign * j.value for j in train]),
+                                 matrix(cand), q, rng, **step,
+                                 previous=self._last_fit(it, settings.kind),
+                                 X_pending=matrix(waiting) if waiting else None,
+                                 ranking=ranking, restart_seed=(cfg.random_seed, it, 1),
+                                 names=self.features.names, options=acq.options())
         if batch.strategy != name:
             from bodisc.loop.step import min_labels
 
@@ -838,6 +872,28 @@ class Campaign:
             values = [j.value for j in train]
             return self._jobs(batch, cand), len(cand), (float(min(values)), float(max(values)))
         return self._jobs(batch, cand), len(cand), None
+
+    def _choose_several(self, it: int, train: Sequence[Job], matrix: Any,
+                        cand: Sequence[Any], waiting: Sequence[Job], q: int,
+                        rng: np.random.Generator, step: dict[str, Any]) -> Batch:
+        """The multi-output step: one GP per objective and per modelled constraint.
+
+        Labels without every modelled property (a plain label ingested with its value
+        only) are left out of the fits. The hypervolume's reference point is the
+        campaign's fixed one (:meth:`Objectives.stored_reference`).
+        """
+        from bodisc.loop.step import choose_multi_batch
+
+        obj = self.objectives
+        Y, C, complete = obj.matrices(train)
+        rows = [j for j, ok in zip(train, complete, strict=True) if ok]
+        ref = obj.stored_reference(self.store, Y[complete]) if len(obj.names) > 1 else None
+        return choose_multi_batch(
+            matrix(rows), Y[complete], matrix(cand), q, rng, **step,
+            C_train=C[complete] if obj.constraints else None, lower=obj.lower,
+            upper=obj.upper, ref_point=ref,
+            X_pending=matrix(waiting) if waiting else None,
+            restart_seed=(self.config.random_seed, it, 1))
 
     def _record_graph(self, it: int, plan: Any) -> None:
         """Keep an intervention's plan and graph (store meta ``causal/<it>``).
@@ -981,9 +1037,14 @@ class Campaign:
                 failpoint("oracle.result")
                 if out.failure is not None:
                     store.finish_job(out.key, None, out.failure, out.seconds)
-                else:
+                elif fidelity != TARGET:
                     res = out.value
                     store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
+                else:  # the objective's value, and every property the campaign models
+                    res = out.value
+                    value, failure, props = self.objectives.label(res.value, res.failure,
+                                                                  res.properties)
+                    store.finish_job(out.key, value, failure, res.seconds, res.extras, props)
                 failpoint("oracle.commit")
                 self.reporter.progress(it, store.calls_used(), self._best_value())
         self._complete_if_done(it, {"oracle_s": time.perf_counter() - t0})
@@ -1039,6 +1100,16 @@ class Campaign:
         assert store is not None
         best, csv = records.export(store, cfg, self.tracker, self.features, self.sign, top)
         failures = sum(1 for j in store.jobs("failed"))
+        front: list[tuple[str, dict[str, float], int]] = []
+        volume = None
+        obj = self.objectives
+        if len(obj.names) > 1:
+            labelled = self._labelled()
+            front = [(j.smiles, {p: obj.value(j, p) for p in obj.modelled}, j.iteration)
+                     for j in obj.front(labelled)]
+            curve = diagnostics.hypervolume_curve(store, cfg)
+            volume = curve[-1] if curve else None
         return Summary(best, store.calls_used(), failures, cfg.path("store"), csv,
                        self.tracker.run_id, stop_reason, len(store.iterations()),
-                       self.tracker.link(), self.tracker.link("artifacts/best_molecules.png"))
+                       self.tracker.link(), self.tracker.link("artifacts/best_molecules.png"),
+                       front, volume)

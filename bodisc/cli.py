@@ -1001,6 +1001,28 @@ def _rich_reporter(console: Any) -> Any:
     return Rich()
 
 
+def _print_front(console: Any, cfg: Any, summary: Any) -> None:
+    """The non-dominated molecules of a campaign with several objectives."""
+    from rich.table import Table
+
+    names = list(summary.front[0][1])
+    units = {o.property: o.unit for o in cfg.objectives}
+    units.update({c.property: c.unit for c in cfg.constraints})
+    wanted = ", ".join(f"{o.direction} {o.property}" for o in cfg.objectives)
+    hv = "" if summary.hypervolume is None else f"; hypervolume {summary.hypervolume:.4g}"
+    table = Table(title=f"{cfg.name}: non-dominated molecules ({wanted}; "
+                        f"{len(summary.front)} on the front{hv})")
+    table.add_column("#", justify="right")
+    table.add_column("SMILES")
+    for name in names:
+        unit = units.get(name, "")
+        table.add_column(f"{name} / {unit}" if unit else name, justify="right")
+    table.add_column("iteration", justify="right")
+    for i, (smiles, values, it) in enumerate(summary.front, 1):
+        table.add_row(str(i), smiles, *(f"{values[n]:.3f}" for n in names), str(it))
+    console.print(table)
+
+
 def _print_summary(console: Any, cfg: Any, summary: Any, local: bool = True) -> None:
     from rich.table import Table
 
@@ -1017,6 +1039,8 @@ def _print_summary(console: Any, cfg: Any, summary: Any, local: bool = True) -> 
     for i, (smiles, value, it) in enumerate(summary.best, 1):
         table.add_row(str(i), smiles, f"{value:.3f}", str(it))
     console.print(table)
+    if summary.front:
+        _print_front(console, cfg, summary)
     console.print(f"stopped: {summary.stop_reason}; {summary.calls_used} oracle calls "
                   f"({summary.failures} failed) in {summary.iterations} iterations")
     console.print(f"store:      {summary.store}")

@@ -168,6 +168,11 @@ class RunResult:
         best_smiles: The molecule with that value.
         top10_auc: PMO top-10 AUC over the budget.
         run_id: MLflow run id, if logged.
+        points: With several objectives: the run's feasible labels in maximisation form
+            ``(n, k)``, from which :func:`summary_table` computes every run's hypervolume
+            with one reference point; ``None`` with one objective.
+        reference: The objectives' given reference values (maximisation form, ``None``
+            where not given), with several objectives.
     """
 
     label: str
@@ -178,6 +183,8 @@ class RunResult:
     best_smiles: str | None
     top10_auc: float
     run_id: str | None
+    points: Any = None
+    reference: tuple[float | None, ...] = ()
 
 
 def read_result(spec: RunSpec) -> RunResult | None:
@@ -198,10 +205,20 @@ def read_result(spec: RunSpec) -> RunResult | None:
     calls = [(j.inchikey, j.value if j.status == "done" else None) for j in jobs]
     done = [j for j in jobs if j.status == "done" and j.value is not None]
     best = (max if maximize else min)(done, key=lambda j: j.value) if done else None
+    points, reference = None, ()
+    if spec.config.multi_objective:
+        from bodisc.loop.objectives import Objectives
+
+        obj = Objectives(spec.config)
+        Y, C, complete = obj.matrices(done)
+        points = Y[complete & obj.feasible(C)]
+        reference = tuple(None if o.reference is None else float(sgn * o.reference)
+                          for o, sgn in zip(spec.config.objectives, obj.signs, strict=True))
     return RunResult(spec.label, spec.strategy.name, spec.seed, len(jobs),
                      None if best is None else float(best.value),
                      None if best is None else best.smiles,
-                     top_k_auc(calls, spec.config.budget.oracle_calls, maximize), run_id)
+                     top_k_auc(calls, spec.config.budget.oracle_calls, maximize), run_id,
+                     points, reference)
 
 
 def summary_table(results: Sequence[Any], maximize: bool = True) -> list[dict[str, Any]]:
@@ -214,8 +231,12 @@ def summary_table(results: Sequence[Any], maximize: bool = True) -> list[dict[st
 
     Returns:
         One row per strategy (first-seen order): ``strategy``, ``runs``, ``best_mean``,
-        ``best_std``, ``best_of_all``, ``auc_mean``, ``auc_std``.
+        ``best_std``, ``best_of_all``, ``auc_mean``, ``auc_std``; with several objectives
+        also ``hv_mean`` and ``hv_std``, the hypervolume of each run's feasible labels
+        with one reference point for all runs (the objectives' ``reference`` values,
+        else inferred from every run's labels together, botorch's rule).
     """
+    volumes = _hypervolumes(results)
     rows = []
     for name in dict.fromkeys(r.strategy for r in results):
         mine = [r for r in results if r.strategy == name and r.best is not None
@@ -229,7 +250,29 @@ def summary_table(results: Sequence[Any], maximize: bool = True) -> list[dict[st
                                      if len(best) else float("nan")),
                      "auc_mean": float(auc.mean()) if len(auc) else float("nan"),
                      "auc_std": float(auc.std(ddof=1)) if len(auc) > 1 else 0.0})
+        if volumes:
+            hv = np.array([volumes[id(r)] for r in results if r.strategy == name
+                           and id(r) in volumes], dtype=float)
+            rows[-1].update({"hv_mean": float(hv.mean()) if len(hv) else float("nan"),
+                             "hv_std": float(hv.std(ddof=1)) if len(hv) > 1 else 0.0})
     return rows
+
+
+def _hypervolumes(results: Sequence[Any]) -> dict[int, float]:
+    """Each multi-objective run's hypervolume (by ``id``), with one shared reference."""
+    from bodisc.pareto import hypervolume, reference_point
+
+    runs = [r for r in results if getattr(r, "points", None) is not None]
+    if not runs:
+        return {}
+    every = np.vstack([np.asarray(r.points, dtype=float).reshape(-1, len(r.reference))
+                       for r in runs])
+    try:
+        ref = reference_point(every, list(runs[0].reference))
+    except ValueError:  # no feasible label in any run
+        return {id(r): 0.0 for r in runs}
+    return {id(r): hypervolume(np.asarray(r.points, dtype=float).reshape(-1, len(ref)), ref)
+            for r in runs}
 
 
 #: Writes the report of a finished comparison and returns its files, which are logged to the
@@ -548,10 +591,15 @@ class Comparison:
 def format_table(rows: Sequence[Mapping[str, Any]], unit: str = "") -> str:
     """The summary as a Markdown table (mean +- standard deviation over seeds)."""
     u = f" / {unit}" if unit else ""
+    several = any("hv_mean" in r for r in rows)
     lines = [f"| strategy | runs | best{u} (mean +- sd) | best{u} (of all) | top-10 AUC{u} "
-             f"(mean +- sd) |", "| --- | ---: | ---: | ---: | ---: |"]
+             f"(mean +- sd) |" + (" hypervolume (mean +- sd) |" if several else ""),
+             "| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if several else "")]
     for r in rows:
-        lines.append(f"| {r['strategy']} | {r['runs']} | {r['best_mean']:.2f} +- "
-                     f"{r['best_std']:.2f} | {r['best_of_all']:.2f} | {r['auc_mean']:.2f} +- "
-                     f"{r['auc_std']:.2f} |")
+        line = (f"| {r['strategy']} | {r['runs']} | {r['best_mean']:.2f} +- "
+                f"{r['best_std']:.2f} | {r['best_of_all']:.2f} | {r['auc_mean']:.2f} +- "
+                f"{r['auc_std']:.2f} |")
+        if several:
+            line += f" {r.get('hv_mean', float('nan')):.4g} +- {r.get('hv_std', 0.0):.2g} |"
+        lines.append(line)
     return "\n".join(lines)

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bodisc.acquisition import DEFAULT_BETA
 from bodisc.errors import ConfigError
@@ -47,11 +54,42 @@ class _Frozen(BaseModel):
 
 
 class ObjectiveConfig(_Frozen):
-    """What the oracle measures and which way is better."""
+    """What the oracle measures and which way is better.
+
+    ``reference``: with several objectives, the worst value of this property still
+    worth having, in its units: the hypervolume's reference point and the bound every
+    molecule on the reported front must beat. Without it, the worst label so far minus
+    10 % of the labels' range (botorch's ``infer_reference_point`` rule), re-inferred as
+    labels arrive.
+    """
 
     property: str = Field(min_length=1)
     direction: Direction = "maximize"
     unit: str = ""
+    reference: float | None = None
+
+
+class ConstraintConfig(_Frozen):
+    """A property window every wanted molecule must meet (``[[constraints]]``).
+
+    A property the oracle returns is modelled by a GP of its own and enters the
+    acquisition as a probability of feasibility; ``sa_score`` (computed by bodisc from
+    the structure, exactly) takes ``max`` only and removes candidates above it before
+    anything is computed for them, as ``[generator] sa_max`` does.
+    """
+
+    property: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _window(self) -> ConstraintConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must be at most max ({self.max:g})")
+        return self
 
 
 class GeneratorConfig(_Frozen):
@@ -484,6 +522,13 @@ class CampaignConfig(_Frozen):
     random_seed: int = Field(ge=0, le=2**63 - 1)
     seed_molecules: tuple[str, ...] = Field(default=(), description="required without [pool]")
     objective: ObjectiveConfig
+    objectives: tuple[ObjectiveConfig, ...] = Field(
+        default=(), description="[[objectives]]: several; the first is also `objective`")
+    constraints: tuple[ConstraintConfig, ...] = Field(
+        default=(), description="[[constraints]]: property windows (min and/or max)")
+    objectives_form: Literal["table", "list"] = Field(
+        default="table", exclude=True,
+        description="set by the reader: [objective] (table) or [[objectives]] (list)")
     generator: GeneratorConfig = GeneratorConfig()
     descriptors: DescriptorConfig = DescriptorConfig()
     surrogate: SurrogateConfig = SurrogateConfig()
@@ -497,6 +542,49 @@ class CampaignConfig(_Frozen):
     fidelity: FidelityConfig | None = None
     data: DataConfig = DataConfig()
     design: DesignConfig = DesignConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form_of_objective(cls, data: Any) -> Any:
+        """``[objective]`` or ``[[objectives]]``; either way both fields are filled.
+
+        A file with one ``[objective]`` keeps working unchanged; with ``[[objectives]]``
+        the first is the campaign's ``objective`` (its labels are the jobs' values, the
+        parents' ranking, the single-objective metrics).
+        """
+        if not isinstance(data, dict):
+            return data
+        single, several = data.get("objective"), data.get("objectives")
+        if "objectives_form" in data:
+            raise ValueError("objectives_form is set by bodisc, not by a campaign file")
+        if single is not None and several:
+            if isinstance(several, (list, tuple)) and several[0] == single:
+                return data  # a stored config (as_dict writes both)
+            raise ValueError("give [objective] or [[objectives]], not both")
+        if several and isinstance(several, (list, tuple)):
+            return {**data, "objective": several[0], "objectives_form": "list"}
+        if single is not None and not several:
+            return {**data, "objectives": [single]}
+        return data
+
+    @property
+    def multi_objective(self) -> bool:
+        """Two or more objectives."""
+        return len(self.objectives) > 1
+
+    @property
+    def modelled_constraints(self) -> tuple[ConstraintConfig, ...]:
+        """The constraints on properties the oracle returns (each gets a GP)."""
+        return tuple(c for c in self.constraints if c.property not in COMPUTED_PROPERTIES)
+
+    @property
+    def sa_max(self) -> float | None:
+        """The tightest SA-score bound of ``[generator] sa_max`` and the constraints."""
+        bounds = [c.max for c in self.constraints
+                  if c.property == "sa_score" and c.max is not None]
+        if self.generator.sa_max is not None:
+            bounds.append(self.generator.sa_max)
+        return min(bounds) if bounds else None
 
     @property
     def draws_pool_seeds(self) -> bool:
@@ -525,9 +613,14 @@ class CampaignConfig(_Frozen):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: Properties bodisc computes from the structure itself (not an oracle), usable in
+#: ``[[constraints]]`` as exact candidate filters.
+COMPUTED_PROPERTIES: tuple[str, ...] = ("sa_score",)
+
 #: Sections (or dotted fields) whose change makes a stored campaign meaningless (labels or
 #: features differ).
-UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "oracle", "descriptors", "seed_molecules",
+UNSAFE_TO_CHANGE: tuple[str, ...] = ("objective", "objectives", "constraints", "oracle",
+                                      "descriptors", "seed_molecules",
                                       "pool", "fidelity.cheap_oracle", "fidelity.cheap_options")
 
 
@@ -564,6 +657,9 @@ def load_campaign(path: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(file, "(syntax)", None, f"not valid TOML: {exc}") from None
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted, value)
+    if "objective" in data and "objectives" in data:
+        raise ConfigError(file, "objectives", None,
+                          "give [objective] (one) or [[objectives]] (several), not both")
     try:  # input files named in the campaign file are relative to its folder
         config = CampaignConfig.model_validate(
             data, context={"base_dir": Path(path).resolve().parent})
@@ -583,7 +679,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _first_error(file: str, exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    loc = _dotted(err["loc"])
     kind = err["type"]
     value = err.get("input")
     if kind == "extra_forbidden":
@@ -596,6 +692,14 @@ def _first_error(file: str, exc: ValidationError) -> ConfigError:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     return ConfigError(file, loc, value, msg.replace("Input should be", "must be"))
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    """A pydantic location as a campaign file's field: ``constraints[0].min``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
 
 
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -657,11 +761,15 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
         err = _first_error(file, exc)
         raise ConfigError(file, f"oracle.options.{err.field}", err.value, err.allowed) from None
     returned, _ = oracle_cls.returns(oracle_options)
-    if returned and returned != config.objective.property:  # "": any (external labels)
-        raise ConfigError(
-            file, "objective.property", config.objective.property,
-            f"oracle {config.oracle.name!r} returns {returned!r}",
-        )
+    if returned and returned != config.objective.property and len(config.objectives) == 1:
+        field = "objectives[0].property" if _listed(config) else "objective.property"
+        given = sorted(oracle_cls.provides(oracle_options))
+        if config.objective.property not in given:
+            raise ConfigError(
+                file, field, config.objective.property,
+                f"oracle {config.oracle.name!r} returns {', '.join(map(repr, given))}",
+            )
+    _check_objectives(file, config, oracle_cls, oracle_options)
     _check_pool(file, config)
     _check_causal(file, config, names)
     gen = config.generator
@@ -696,6 +804,73 @@ def _check_semantics(file: str, config: CampaignConfig) -> None:
     _check_compare(file, config, sorted(ACQUISITIONS))
     _check_fidelity(file, config, oracle_cls)
     _check_seeds(file, config)
+
+
+def _listed(config: CampaignConfig) -> bool:
+    """The objectives came as ``[[objectives]]`` (the before-validator fills both forms)."""
+    return config.objectives_form == "list"
+
+
+def _check_objectives(file: str, config: CampaignConfig, oracle_cls: Any,
+                      options: BaseModel) -> None:
+    """``[[objectives]]`` and ``[[constraints]]``: properties the oracle gives, once each."""
+    from bodisc.acquisition import ACQUISITIONS
+
+    provides = oracle_cls.provides(options)
+    any_property = not provides  # an oracle that labels whatever it is asked (external)
+    listed = len(config.objectives) > 1
+    seen: dict[str, int] = {}
+    for i, obj in enumerate(config.objectives if listed else ()):
+        if obj.property in seen:
+            raise ConfigError(file, f"objectives[{i}].property", obj.property,
+                              f"is already objectives[{seen[obj.property]}]; each property "
+                              f"can be one objective")
+        seen[obj.property] = i
+        if not any_property and obj.property not in provides:
+            raise ConfigError(file, f"objectives[{i}].property", obj.property,
+                              f"oracle {config.oracle.name!r} returns "
+                              f"{', '.join(map(repr, provides))}")
+    for i, con in enumerate(config.constraints):
+        if con.property in COMPUTED_PROPERTIES:
+            if con.min is not None:
+                raise ConfigError(file, f"constraints[{i}].min", con.min,
+                                  f"{con.property} takes max only (a filter on candidates)")
+            continue
+        if not any_property and con.property not in provides:
+            allowed = ", ".join(map(repr, [*provides, *COMPUTED_PROPERTIES]))
+            raise ConfigError(file, f"constraints[{i}].property", con.property,
+                              f"oracle {config.oracle.name!r} returns {allowed}")
+    name = config.acquisition.name
+    several = sorted(k for k, spec in ACQUISITIONS.items() if spec.objectives == "several")
+    if config.multi_objective and ACQUISITIONS[name].objectives != "several" \
+            and name != "random":
+        raise ConfigError(file, "acquisition.name", name,
+                          f"{len(config.objectives)} objectives need a multi-objective "
+                          f"acquisition: {', '.join(several)} (or random)")
+    if not config.multi_objective and ACQUISITIONS[name].objectives == "several":
+        raise ConfigError(file, "acquisition.name", name,
+                          f"{name} needs two or more [[objectives]]; this campaign has one")
+    constrained = ("logei", "ucb", "thompson", "greedy", "random", *several)
+    if config.modelled_constraints and name not in constrained:
+        raise ConfigError(file, "acquisition.name", name,
+                          f"[[constraints]] on modelled properties work with "
+                          f"{', '.join(sorted(constrained))}")
+    if (config.multi_objective or config.modelled_constraints):
+        for section in ("fidelity",):
+            if getattr(config, section) is not None:
+                raise ConfigError(file, section, None,
+                                  "a [fidelity] campaign has one objective and no "
+                                  "modelled constraints")
+        if config.surrogate.kind != "gp":
+            raise ConfigError(file, "surrogate.kind", config.surrogate.kind,
+                              "several objectives or modelled constraints need kind = 'gp' "
+                              "(one GP per property)")
+        for stage in ("warmup_batches", "greedy_until"):
+            if getattr(config.acquisition, stage):
+                raise ConfigError(file, f"acquisition.{stage}",
+                                  getattr(config.acquisition, stage),
+                                  "a campaign with several objectives or constraints runs "
+                                  "one acquisition throughout; leave it at 0")
 
 
 def _check_fidelity(file: str, config: CampaignConfig, target_cls: Any) -> None:

@@ -253,7 +253,7 @@ def test_unknown_keys_in_the_compare_table_are_refused(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_campaign(path)
     assert str(err.value).count("\n") == 0
-    assert "compare.strategies.1.q = 4: unknown field" in str(err.value)
+    assert "compare.strategies[1].q = 4: unknown field" in str(err.value)
     assert "name, acquisition, surrogate, batch_size, beta, warmup_batches" in str(err.value)
     path = comparison_file(tmp_path)
     path.write_text(path.read_text().replace("seeds = [1, 2]", "seeds = [1, 1]"))

@@ -33,7 +33,7 @@ BAD = [
     ('oracle_calls = 10', 'oracle_calls = "ten"', "budget.oracle_calls", "integer"),
     ('"CCO", "CC#N"', '"CCO", "C1CC"', "seed_molecules[1]", "not a valid molecule"),
     ('name = "logei"', 'name = "expected_awesomeness"', "acquisition.name",
-     "greedy, intervention, logei, random, rank, thompson, ucb"),
+     "greedy, intervention, logei, parego, qlognehvi, random, rank, thompson, ucb"),
     ('name = "xtb_dipole"', 'name = "dft_magic"', "oracle.name", "registered: "),
     ('"CCO", "CC#N"', '"CCO", "CCCCCCCC"', "seed_molecules[1]", "max_heavy_atoms"),
     ('"CCO", "CC#N"', '"CCO", "CCS"', "seed_molecules[1]", "allowed_elements"),
@@ -147,7 +147,7 @@ def test_validation_offers_exactly_the_registered_surrogate_kinds(tiny_campaign)
         {"name": "a", "acquisition": "ucb", "surrogate": "bogus"}]}
     with pytest.raises(ConfigError) as info:
         load_campaign(tiny_campaign, strategy)
-    assert info.value.field == "compare.strategies.0.surrogate"
+    assert info.value.field == "compare.strategies[0].surrogate"
     assert info.value.allowed.split("choose one of: ")[1].split(", ") == list(SURROGATES)
 
 
@@ -202,3 +202,91 @@ def test_defaults_and_choices_have_one_source():
                                    ("mean", MEANS, "constant")):
         assert typing.get_args(fields[name].annotation) == choices
         assert fields[name].default == default
+
+
+# -- several objectives and constraints ------------------------------------------------
+#: TINY with two objectives (the dipole and the xTB gap of the same call) and qLogNEHVI.
+TWO = TINY.replace('[objective]\nproperty = "dipole"\ndirection = "maximize"\nunit = "D"\n',
+                   '[[objectives]]\nproperty = "dipole"\ndirection = "maximize"\nunit = "D"\n\n'
+                   '[[objectives]]\nproperty = "gap"\ndirection = "maximize"\nunit = "eV"\n'
+                   ).replace('name = "logei"', 'name = "qlognehvi"')
+CONSTRAINT = '\n[[constraints]]\nproperty = "{p}"\n{bounds}\n'
+
+BAD_SEVERAL = [
+    # (the campaign text, field named, words the message must contain)
+    (TINY.replace('property = "dipole"', 'property = "polarity"'), "objective.property",
+     "oracle 'xtb_dipole' returns 'dipole', 'gap', 'homo', 'lumo'"),
+    (TWO.replace('property = "gap"', 'property = "logP"'), "objectives[1].property",
+     "oracle 'xtb_dipole' returns 'dipole', 'gap', 'homo', 'lumo'"),
+    (TWO.replace('property = "gap"', 'property = "dipole"'), "objectives[1].property",
+     "is already objectives[0]; each property can be one objective"),
+    (TWO + CONSTRAINT.format(p="gap", bounds="min = 7.0\nmax = 5.0"), "constraints[0]",
+     "min (7) must be at most max (5)"),
+    (TWO + CONSTRAINT.format(p="gap", bounds=""), "constraints[0]", "give min, max or both"),
+    (TWO + CONSTRAINT.format(p="toxicity", bounds="max = 1"), "constraints[0].property",
+     "returns 'dipole', 'gap', 'homo', 'lumo', 'sa_score'"),
+    (TWO + CONSTRAINT.format(p="sa_score", bounds="min = 2"), "constraints[0].min",
+     "sa_score takes max only"),
+    (TWO.replace('name = "qlognehvi"', 'name = "logei"'), "acquisition.name",
+     "2 objectives need a multi-objective acquisition: parego, qlognehvi (or random)"),
+    (TINY.replace('name = "logei"', 'name = "parego"'), "acquisition.name",
+     "parego needs two or more [[objectives]]; this campaign has one"),
+    (TWO.replace('[acquisition]', '[surrogate]\nkind = "ilr"\n\n[acquisition]'),
+     "surrogate.kind", "need kind = 'gp'"),
+    (TINY.replace('[objective]', '[[objectives]]\nproperty = "gap"\n\n[objective]'),
+     "objectives", "give [objective] (one) or [[objectives]] (several), not both"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "words"), BAD_SEVERAL)
+def test_bad_objectives_and_constraints_give_one_line(tmp_path, text, field, words):
+    path = write_campaign(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_campaign(path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {field}"), msg
+    assert words in msg, msg
+
+
+def test_one_objective_file_reads_as_one_objective_and_round_trips(tiny_campaign):
+    from bodisc.config import CampaignConfig
+
+    cfg = load_campaign(tiny_campaign)
+    assert cfg.objectives == (cfg.objective,) and cfg.constraints == ()
+    assert not cfg.multi_objective and cfg.sa_max is None
+    again = CampaignConfig.model_validate(cfg.as_dict())  # as a store keeps it
+    assert again == cfg
+
+
+def test_two_objectives_and_an_sa_constraint(tmp_path):
+    from bodisc.config import CampaignConfig
+
+    path = write_campaign(tmp_path, TWO + CONSTRAINT.format(p="sa_score", bounds="max = 4.5")
+                          + CONSTRAINT.format(p="gap", bounds="min = 6.5"))
+    cfg = load_campaign(path)
+    assert [o.property for o in cfg.objectives] == ["dipole", "gap"]
+    assert cfg.objective.property == "dipole" and cfg.multi_objective
+    assert cfg.sa_max == 4.5  # the SA constraint is the generator's exact filter
+    assert [c.property for c in cfg.modelled_constraints] == ["gap"]
+    again = CampaignConfig.model_validate(cfg.as_dict())
+    assert again.objectives == cfg.objectives and again.constraints == cfg.constraints
+
+
+def test_shipped_dipole_gap_campaign_is_valid():
+    cfg = load_campaign("campaigns/dipole_gap.toml")
+    assert [(o.property, o.direction) for o in cfg.objectives] == [
+        ("dipole", "maximize"), ("gap", "maximize")]
+    assert cfg.sa_max == 4.5 and cfg.acquisition.name == "qlognehvi"
+    dipole = load_campaign("campaigns/dipole.toml")
+    assert cfg.generator.forbidden_substructures == dipole.generator.forbidden_substructures
+
+
+def test_bad_objective_exits_2_on_the_command_line_and_writes_nothing(tmp_path):
+    path = write_campaign(tmp_path, TWO.replace('property = "gap"', 'property = "dipole"'))
+    proc = subprocess.run([sys.executable, "-m", "bodisc.cli", "campaign", str(path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "objectives[1].property = 'dipole'" in lines[0], proc.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns").exists()

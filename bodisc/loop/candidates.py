@@ -129,10 +129,18 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
     exclude = store.excluded_inchikeys(features.descriptor_set, before_iteration=it)
     if config.pool is not None:  # unlabelled pool molecules instead of the generator
         drawn = features.pool().draw(config.pool.candidates_per_iteration, rng, exclude)
+        if config.sa_max is not None:  # an sa_score constraint holds for pool molecules too
+            from bodisc.chem.filters import SA, CandidateFilters
+
+            sa = CandidateFilters(sa_max=config.sa_max)
+            kept = [c for c in drawn if sa.rejects(c.smiles) is None]
+            if removed is not None:
+                removed[SA] = len(drawn) - len(kept)
+            drawn = kept
         store.add_molecules([(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents)
                              for c in drawn], it)
         return drawn
-    parents_from = [(j.smiles, sign * j.value) for j in labelled(store)]
+    parents_from = _parent_scores(config, labelled(store), sign)
     if config.fidelity is not None:  # cheap labels of molecules not yet sent to the target
         parents_from += [(j.smiles, sign * j.value) for j in cheap_only(store, it)]
     if not parents_from:  # every seed failed: mutate the seeds themselves
@@ -140,6 +148,8 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
             [j.inchikey for j in store.jobs()]).values()]
     gen = config.generator
     parents = select_parents(parents_from, gen.n_best_parents, gen.n_diverse_parents, rng)
+    if config.sa_max != gen.sa_max:  # an sa_score constraint is the generator's SA filter
+        gen = gen.model_copy(update={"sa_max": config.sa_max})
     generator = Generator(gen)
     candidates = generator.propose(parents, gen.candidates_per_iteration, rng, exclude)
     if removed is not None:
@@ -148,3 +158,33 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
         [(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents) for c in candidates], it
     )
     return candidates
+
+
+def _parent_scores(config: CampaignConfig, jobs: list[Job], sign: float
+                   ) -> list[tuple[str, float]]:
+    """``(smiles, score)`` of the labelled molecules for parent selection, larger better.
+
+    One objective: the label (maximisation form). Several objectives or a modelled
+    constraint: minus the non-dominated layer among the feasible labels (the front
+    first), infeasible molecules after every feasible one, so the generator breeds from
+    the front as a single-objective campaign breeds from its best.
+    """
+    from bodisc.loop.objectives import Objectives
+
+    obj = Objectives(config)
+    if not obj.several:
+        return [(j.smiles, sign * j.value) for j in jobs]
+    from bodisc.pareto import nondominated_layers
+
+    Y, C, complete = obj.matrices(jobs)
+    feasible = complete & obj.feasible(C)
+    layers = np.full(len(jobs), -1)
+    if feasible.any():
+        layers[feasible] = nondominated_layers(Y[feasible])
+    worst = int(layers.max()) + 1 if len(jobs) else 0
+    score = np.where(layers >= 0, -layers, -worst - 1.0)
+    # within the infeasible (or incomplete) ones, the first objective's order
+    first = np.nan_to_num(Y[:, 0], nan=-np.inf)
+    order = np.argsort(np.argsort(first, kind="stable"), kind="stable") / max(len(jobs), 1)
+    score = np.where(layers >= 0, score, score + order)
+    return [(j.smiles, float(v)) for j, v in zip(jobs, score, strict=True)]

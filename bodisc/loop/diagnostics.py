@@ -37,6 +37,25 @@ def call_curve(store: CampaignStore, budget: int, sign: float) -> list[tuple[int
     return [(j.iteration, m) for j, m in zip(jobs, curve, strict=True)]
 
 
+def hypervolume_curve(store: CampaignStore, config: Any) -> list[float] | None:
+    """Hypervolume of the feasible labels after every oracle call (two or more objectives).
+
+    The reference point is the campaign's fixed one (stored once it can be made);
+    ``None`` for a campaign with one objective or before any label.
+    """
+    from bodisc.loop.objectives import Objectives
+
+    obj = Objectives(config)
+    if len(obj.names) < 2:
+        return None
+    calls = store.calls()
+    Y, _, complete = obj.matrices([j for j in calls if j.status == "done"])
+    ref = obj.stored_reference(store, Y[complete])
+    if ref is None:
+        return None
+    return [float(v) for v in obj.hypervolume_curve(calls, ref)]
+
+
 def iteration_metrics(store: CampaignStore, it: int, sign: float,
                       timings: dict[str, float]) -> dict[str, float]:
     """The metrics of a finished iteration: best so far, batch figures, counts, timings."""

@@ -53,6 +53,9 @@ class Outcome:
         seconds: What the evaluation cost, if known.
         extras: Further values of the same calculation (stored with the label).
         fidelity: Which job of the molecule it answers (``target`` or ``cheap``).
+        properties: Every property the calculation gave, name -> value; a campaign
+            with several objectives or constraints needs each of its properties here
+            (the first objective's may be ``value`` alone).
     """
 
     molecule: str
@@ -61,13 +64,15 @@ class Outcome:
     seconds: float = 0.0
     extras: Mapping[str, Any] | None = None
     fidelity: str = TARGET
+    properties: Mapping[str, float] | None = None
 
     @classmethod
     def of(cls, molecule: str, result: Any) -> Outcome:
         """From a label, or from an :class:`~bodisc.oracle.OracleResult` of an oracle."""
         if hasattr(result, "failure") and hasattr(result, "value"):
             return cls(molecule, result.value, result.failure,
-                       float(getattr(result, "seconds", 0.0)), getattr(result, "extras", None))
+                       float(getattr(result, "seconds", 0.0)), getattr(result, "extras", None),
+                       properties=getattr(result, "properties", None))
         return cls(molecule, result)
 
 

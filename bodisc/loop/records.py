@@ -40,6 +40,7 @@ def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser,
         return
     budget = config.budget.oracle_calls
     curve: list[tuple[int, Any]] | None = None
+    volumes: list[float] | None = None
     for row in store.iterations():
         if row["status"] != "complete" or row["logged"]:
             continue
@@ -50,12 +51,15 @@ def log_iterations(store: CampaignStore, tracker: Any, features: Featuriser,
             return
         if curve is None:
             curve = diagnostics.call_curve(store, budget, sign)
+            volumes = diagnostics.hypervolume_curve(store, config)
         at_calls = []
         for call, (i, m) in enumerate(curve, 1):
             if i == it:
                 values = m.as_dict()
                 if "top10_auc" in values:
                     values["top10_auc"] = values["top10_auc"] * budget / call
+                if volumes:
+                    values["hypervolume"] = volumes[call - 1]
                 at_calls.append((call, {f"{CALL}{k}": v for k, v in values.items()}))
         if not tracker.log_metrics_at(at_calls):
             return
@@ -120,6 +124,10 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
            sign: float, top: int = 10) -> tuple[list[tuple[str, float, int]], Path]:
     """Write the results CSV and the extrapolation files, log them, and rank the best.
 
+    A campaign with several objectives also gets ``pareto.png`` beside the CSV (see
+    :func:`bodisc.report.draw_pareto`), uploaded as an artifact and as the time-stepped
+    image ``pareto/front`` (step: the oracle calls) when the final figures go out.
+
     Returns:
         Rows ``(smiles, value, iteration)`` of the ``top`` best labels, best first, and
         the path of the results CSV.
@@ -151,6 +159,13 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
     # once per finished campaign: a restart with nothing new logs nothing twice
     upload = tracker.ok and store.get_meta("mlflow_final_calls") != str(calls)
     log_molecules(store, config, tracker, sign, upload)  # the files, tracked or not
+    if config.multi_objective:
+        from bodisc.report import write_pareto
+
+        pareto = write_pareto(store, config, csv.with_name("pareto.png"))
+        if upload and pareto is not None:
+            tracker.log_artifact(pareto)
+            tracker.log_image(pareto, "pareto/front", step=calls)
     if upload:
         final = {"best": best[0][1] if best else None, "calls": calls,
                  "failures": sum(1 for _ in store.jobs("failed")),
@@ -165,14 +180,18 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
 
 def final_figures(store: CampaignStore, config: CampaignConfig, sign: float
                   ) -> dict[str, float | None]:
-    """The campaign's top-10 mean and PMO top-10 AUC over its whole budget."""
+    """The campaign's top-10 mean, PMO top-10 AUC and (several objectives) hypervolume."""
     from bodisc.metrics import per_call_metrics, top_k_auc
 
     calls = [(j.inchikey, j.value if j.status == "done" else None) for j in store.calls()]
     budget = config.budget.oracle_calls
     curve = per_call_metrics(calls, budget, sign > 0)
-    return {"top10_mean": curve[-1].top10_mean if curve else None,
-            "top10_auc": top_k_auc(calls, budget, sign > 0) if calls else None}
+    out = {"top10_mean": curve[-1].top10_mean if curve else None,
+           "top10_auc": top_k_auc(calls, budget, sign > 0) if calls else None}
+    volumes = diagnostics.hypervolume_curve(store, config)
+    if volumes:
+        out["hypervolume"] = volumes[-1]
+    return out
 
 
 def runs_table_columns(config: CampaignConfig) -> tuple[list[str], str, bool]:

@@ -249,3 +249,192 @@ def test_best_molecules_carry_their_structural_flags(tiny_campaign, tmp_path):
 
     assert flag_pixels(0) > 30 and flag_pixels(2) > 30  # the red flags line
     assert flag_pixels(1) == 0  # ethanol raises none
+
+
+# -- the Pareto front of a campaign with several objectives -------------------------------
+PARETO_SMILES = ["CCO", "CC#N", "CC(C)=O", "CN", "CCN", "OCCO", "CC=O", "NCCO", "COC",
+                 "CCCO", "N#CC#N", "CC(N)=O"]
+THREE = ('unit = "eV"\n\n[[objectives]]\nproperty = "homo"\ndirection = "minimize"\n'
+         'unit = "eV"\n')
+
+
+def pareto_store(folder: Path, text: str, rows: list[dict[str, float] | None]):
+    """A store of the campaign ``text``: one labelled molecule per row of properties.
+
+    ``None`` makes a failed call. Returns the config and the (open) store.
+    """
+    from bodisc.loop.features import Featuriser
+    from bodisc.store import CampaignStore, NewJob
+    from tests.conftest import write_campaign
+
+    config = load_campaign(write_campaign(folder, text))
+    store = CampaignStore(config.path("store"))
+    store.set_meta("config", config.as_dict())
+    keys = [f"KEY{i:02d}" for i in range(len(rows))]
+    store.add_molecules([(k, PARETO_SMILES[i % len(PARETO_SMILES)], 3, "seed", ())
+                         for i, k in enumerate(keys)], 0)
+    features = Featuriser(config)  # made-up descriptors: a report computes none
+    for i, k in enumerate(keys):
+        store.put_descriptors(k, features.descriptor_set,
+                              [float(i + j) for j in range(len(features.tier_names))],
+                              None, 0.1, 0)
+    store.start_iteration(0, [NewJob(k) for k in keys], config.oracle.name, len(keys), None)
+    for job, props in zip(store.jobs(), rows, strict=True):
+        if props is None:
+            store.finish_job(job.id, None, "oracle failed", 0.1, {})
+        else:
+            store.finish_job(job.id, props["dipole"], None, 0.1, {}, props)
+    return config, store
+
+
+def pareto_rows(n: int = 10, seed: int = 0, k: int = 2) -> list[dict[str, float] | None]:
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, float] | None] = []
+    for _ in range(n):
+        row = {"dipole": float(rng.uniform(0, 4)), "gap": float(rng.uniform(2, 8))}
+        if k > 2:
+            row["homo"] = float(rng.uniform(-9, -5))
+        rows.append(row)
+    rows.append(None)  # a failed call is no point
+    return rows
+
+
+def load_pareto_run(folder: Path, text: str, rows: list[dict[str, float] | None]) -> RunData:
+    from bodisc.report import objective_labels
+
+    config, store = pareto_store(folder, text, rows)
+    try:
+        values, feasible, smiles = objective_labels(store, config)
+    finally:
+        store.close()
+    return RunData("mo-s1", "qlognehvi", 1, config, [],
+                   objectives=tuple(o.property for o in config.objectives),
+                   objective_values=values, feasible=feasible, labelled_smiles=smiles)
+
+
+def test_pareto_points_are_the_front_pareto_mask_finds(tmp_path):
+    from bodisc.pareto import pareto_mask
+    from bodisc.report import pareto_points
+    from tests.test_config import TWO
+
+    text = TWO + '\n[[constraints]]\nproperty = "homo"\nmax = -6.0\n'
+    rows = pareto_rows(14, seed=1)
+    for i, row in enumerate(rows):
+        if row is not None:
+            row["homo"] = -7.0 if i % 3 else -5.0  # every third row infeasible
+    run = load_pareto_run(tmp_path, text, rows)
+    assert run.objective_values.shape == (14, 2)  # the failed call is no label
+    assert list(run.feasible) == [i % 3 != 0 for i in range(14)]
+    pts = pareto_points(run)
+    ok = np.flatnonzero(run.feasible)
+    expected = ok[pareto_mask(run.objective_values[ok])]  # both maximised
+    np.testing.assert_array_equal(pts.front, expected)
+    assert len(pts.front) >= 2
+    np.testing.assert_array_equal(pts.infeasible, np.flatnonzero(~run.feasible))
+    np.testing.assert_array_equal(np.sort(np.concatenate([pts.front, pts.dominated])), ok)
+    # a minimised objective turns the front over
+    flipped = RunData(run.label, run.strategy, 1,
+                      run.config.model_copy(update={"objectives": (
+                          run.config.objectives[0],
+                          run.config.objectives[1].model_copy(update={"direction": "minimize"})
+                      )}), [], objectives=run.objectives, objective_values=run.objective_values,
+                      feasible=run.feasible, labelled_smiles=run.labelled_smiles)
+    expected = ok[pareto_mask(run.objective_values[ok] * np.array([1.0, -1.0]))]
+    np.testing.assert_array_equal(pareto_points(flipped).front, expected)
+
+
+def test_front_staircase_runs_along_the_edge_of_the_dominated_region():
+    from bodisc.report import front_staircase
+
+    pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [1.5, 1.5]])  # the last dominated
+    step = front_staircase(pts, np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(step, [[3, 1], [2, 1], [2, 2], [1, 2], [1, 3]])
+    # minimise y: (2, 2) is beaten by (2, 1.5); the region dominated lies up and left
+    pts = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [2.0, 1.5]])
+    step = front_staircase(pts, np.array([1.0, -1.0]))
+    np.testing.assert_array_equal(step, [[3, 3], [2, 3], [2, 1.5], [1, 1.5], [1, 1]])
+
+
+def test_pareto_figure_of_two_objectives(tmp_path):
+    from bodisc.report import pareto_panels, plot_pareto
+    from tests.test_config import TWO
+
+    run = load_pareto_run(tmp_path, TWO, pareto_rows(12))
+    assert pareto_panels(run) == [(0, 1)]
+    (path,) = plot_pareto(ReportData("mo", [run]), tmp_path)
+    assert path.name == "pareto_mo-s1.png"
+    width, height = check_png(path)
+    assert 600 < width < 1400 and 500 < height < 1200
+    with Image.open(path) as img:
+        assert img.info["Description"] == "dipole vs gap"
+        arr = np.asarray(img.convert("RGB")).astype(int)
+    # the front's colour and the molecules' grey-on-white drawings are there
+    assert (np.abs(arr - np.array([0xC0, 0x39, 0x2B])).sum(axis=2) < 40).sum() > 200
+
+
+def test_pareto_figure_of_three_objectives_has_a_panel_per_pair(tmp_path):
+    from bodisc.report import pareto_panels, pareto_points, plot_pareto
+    from tests.test_config import TWO
+
+    text = TWO.replace('unit = "eV"\n', THREE, 1)
+    run = load_pareto_run(tmp_path, text, pareto_rows(12, seed=2, k=3))
+    assert run.objectives == ("dipole", "gap", "homo")
+    assert pareto_panels(run) == [(0, 1), (0, 2), (1, 2)]
+    assert len(pareto_points(run).front) >= 2
+    (path,) = plot_pareto(ReportData("mo3", [run]), tmp_path)
+    width, height = check_png(path)
+    assert width > 1.8 * height  # three panels side by side
+    with Image.open(path) as img:
+        assert img.info["Description"] == "dipole vs gap; dipole vs homo; gap vs homo"
+
+
+def test_one_objective_has_no_pareto_figure(tiny_campaign, tmp_path):
+    from bodisc.report import pareto_panels, pareto_points, plot_pareto
+
+    data = small_report(tiny_campaign)
+    assert plot_pareto(data, tmp_path) == []
+    assert not list(tmp_path.glob("pareto*"))
+    assert pareto_panels(data.runs[0]) == [] and len(pareto_points(data.runs[0]).front) == 0
+
+
+def test_load_run_and_export_of_a_two_objective_campaign(tmp_path):
+    from bodisc.loop import records
+    from bodisc.loop.features import Featuriser
+    from bodisc.report import load_run
+    from tests.test_config import TWO
+
+    class Tracker:
+        ok = True
+
+        def __init__(self) -> None:
+            self.artifacts: list[str] = []
+            self.images: list[tuple[str, str, int]] = []
+
+        def log_artifact(self, path: Path, artifact_path: str | None = None) -> bool:
+            self.artifacts.append(Path(path).name)
+            return True
+
+        def log_image(self, path: Path, key: str, step: int) -> bool:
+            self.images.append((Path(path).name, key, step))
+            return True
+
+        def log_metrics(self, metrics: dict, step: int) -> bool:
+            return True
+
+        def set_tags(self, tags: dict) -> None:
+            pass
+
+    config, store = pareto_store(tmp_path, TWO, pareto_rows(8))
+    try:
+        tracker = Tracker()
+        _, csv = records.export(store, config, tracker, Featuriser(config), 1.0)
+    finally:
+        store.close()
+    check_png(csv.with_name("pareto.png"))
+    assert csv.with_name("pareto.png").parent == csv.with_name("best_molecules.png").parent
+    assert "pareto.png" in tracker.artifacts and "best_molecules.png" in tracker.artifacts
+    assert ("pareto.png", "pareto/front", 9) in tracker.images
+    run = load_run(config.path("store"))
+    assert run.objectives == ("dipole", "gap") and run.several_objectives
+    assert run.objective_values.shape == (8, 2) and run.feasible.all()
+    assert len(run.labelled_smiles) == 8

@@ -28,13 +28,21 @@ the same labelled descriptors; constraints come as ``AcquisitionContext.constrai
 The short list of ``qlognehvi`` (the project's fast scoring path): botorch's acquisition
 costs a joint posterior over the baseline and each candidate, far more than the cached
 ``GPSurrogate.predict``. So every candidate gets its per-objective UCB ``mean + 2 std``
-from ``predict``, and only whole non-dominated layers of those UCB vectors are kept, front
-first, until at least ``max(SHORTLIST, 8 q)`` candidates (among those with
-``PoF >= MIN_POF`` when constrained, if that many remain). A candidate deep in the
-UCB-dominated layers has many candidates that are better in every objective even at
-their optimistic values; it is unlikely to add hypervolume beyond what those add, so the
-batch picked on the short list is nearly always the one picked over all candidates
-(``tests/acquisition/test_multiobjective.py`` measures the agreement).
+from ``predict`` and is ranked by the hypervolume improvement of that optimistic vector
+over the non-dominated front of the feasible labels, with the reference point qLogNEHVI
+uses (the UCB-HVI criterion; cf. Emmerich et al.'s optimistic, hypervolume-based infill
+criteria). The top ``max(SHORTLIST, 8 q)`` are kept (among those with ``PoF >= MIN_POF``
+when constrained, if that many remain); ties, among them the candidates whose optimistic
+vector adds nothing, go by the non-dominated layer of their UCB vectors among the tied
+candidates, then by index. A candidate whose optimistic vector adds no hypervolume is
+unlikely to add any in expectation, and one that adds little optimistically rarely beats
+one that adds much; so the batch picked on the short list is nearly always the one picked
+over all candidates (``tests/acquisition/test_multiobjective.py`` measures the agreement).
+The improvement is exact and vectorised: the region not dominated by the front, above the
+reference point, is split into boxes (botorch's ``NondominatedPartitioning``), and a
+vector ``u`` improves by ``sum over boxes of prod_j max(0, min(u_j, upper_j) - lower_j)``.
+Ranking non-dominated layers of the UCB vectors instead (the rule before) missed the best
+candidate when it sat a few layers deep.
 
 With a single objective model (``ctx.surrogate`` only: a single-objective campaign that
 names one of these strategies) ``qlognehvi`` is botorch's ``qLogNoisyExpectedImprovement``
@@ -154,12 +162,88 @@ def _check_shared(models: list[Any]) -> None:
                              "the same labelled descriptors")
 
 
+def _ref_point(ctx: AcquisitionContext, models: tuple[Any, ...]) -> np.ndarray:
+    """The hypervolume reference point: ``ctx.ref_point``, else :func:`default_ref_point`."""
+    if ctx.ref_point is not None:
+        return np.asarray(ctx.ref_point, dtype=float)
+    return default_ref_point(_train_labels(ctx, models), _feasible_train(ctx))
+
+
+def _feasible_train(ctx: AcquisitionContext) -> np.ndarray | None:
+    """``ctx.feasible_train`` as booleans, or ``None``."""
+    return None if ctx.feasible_train is None else np.asarray(ctx.feasible_train, dtype=bool)
+
+
+def optimistic_hvi(U: np.ndarray, front: np.ndarray, ref: np.ndarray,
+                   chunk_elements: int = 2**22) -> np.ndarray:
+    """The hypervolume improvement of each row of ``U`` over ``front``, on its own.
+
+    The region above ``ref`` not dominated by ``front`` is split into boxes (botorch's
+    ``NondominatedPartitioning``); a row ``u`` gains ``sum over boxes of
+    prod_j max(0, min(u_j, upper_j) - lower_j)``. Rows are done in chunks so that no
+    intermediate holds more than about ``chunk_elements`` numbers.
+
+    Args:
+        U: Vectors in maximisation form, shape ``(m, k)`` (the candidates' UCBs).
+        front: The labelled points, maximisation form, ``(n, k)`` (``n`` may be 0; any
+            dominated points and points not above ``ref`` are ignored).
+        ref: Reference point, ``(k,)``.
+        chunk_elements: Bound on the size of an intermediate array.
+
+    Returns:
+        ``(m,)``, ``>= 0``; NaN where a row of ``U`` has a NaN.
+    """
+    import torch
+    from botorch.utils.multi_objective.box_decompositions.non_dominated import (
+        NondominatedPartitioning,
+    )
+
+    U = np.asarray(U, dtype=float)
+    k = U.shape[1]
+    ref = np.asarray(ref, dtype=float).reshape(k)
+    front = np.asarray(front, dtype=float).reshape(-1, k)
+    front = front[np.isfinite(front).all(axis=1)]
+    bounds = NondominatedPartitioning(torch.as_tensor(ref, dtype=torch.float64),
+                                      Y=torch.as_tensor(front, dtype=torch.float64))
+    lower, upper = bounds.get_hypercell_bounds().cpu().numpy()  # (cells, k) each
+    out = np.empty(U.shape[0])
+    step = max(1, chunk_elements // max(1, lower.shape[0] * k))
+    for start in range(0, U.shape[0], step):
+        u = U[start : start + step, None, :]  # (b, 1, k); an infinite upper clips to u
+        side = np.clip(np.minimum(u, upper[None]) - lower[None], 0.0, None)
+        out[start : start + step] = side.prod(axis=2).sum(axis=1)
+    return out
+
+
+def _top(U: np.ndarray, hvi: np.ndarray, size: int) -> np.ndarray:
+    """Rows of the ``size`` largest ``hvi``, ties by the UCB layer among them, then index.
+
+    Rows with a NaN are never taken; ascending indices.
+    """
+    from bodisc.pareto import nondominated_layers, top_share_by_layers
+
+    key = np.where(np.isnan(hvi), -np.inf, hvi)
+    finite = np.flatnonzero(np.isfinite(key))
+    if finite.shape[0] <= size:
+        return finite
+    cut = np.sort(key[finite])[::-1][size - 1]  # the size-th largest improvement
+    above = np.flatnonzero(key > cut)
+    tied = np.flatnonzero(key == cut)
+    need = size - above.shape[0]
+    if tied.shape[0] > need:
+        # whole layers of the tied UCBs until they hold ``need``, then layer and index
+        rows = tied[top_share_by_layers(U[tied], need / tied.shape[0])]
+        order = np.lexsort((rows, nondominated_layers(U[rows])))
+        tied = rows[order[:need]]
+    return np.sort(np.concatenate([above, tied]))
+
+
 def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.ndarray:
     """The candidates a ``qlognehvi`` batch is chosen from, ascending indices.
 
-    Whole non-dominated layers of the per-objective UCB ``mean + 2 std`` until at least
-    ``max(SHORTLIST, 8 q)`` candidates (see the module docstring); all candidates when
-    there are no more than that.
+    The ``max(SHORTLIST, 8 q)`` candidates whose per-objective UCB ``mean + 2 std`` adds
+    the most hypervolume to the front of the feasible labels (:func:`optimistic_hvi`; see
+    the module docstring); all candidates when there are no more than that.
 
     Args:
         ctx: The context.
@@ -169,8 +253,6 @@ def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.nd
     Returns:
         Indices into ``ctx.X``, shape ``(s,)``.
     """
-    from bodisc.pareto import top_share_by_layers
-
     m = ctx.X.shape[0]
     target = max(SHORTLIST, 8 * q)
     if m <= target:
@@ -185,7 +267,11 @@ def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.nd
     X = ctx.X[pool]
     ucb = np.column_stack([mean + SHORTLIST_BETA_ROOT * std
                            for mean, std in (g.predict(X) for g in models)])
-    rows = top_share_by_layers(ucb, min(1.0, target / pool.shape[0]))
+    Y = _train_labels(ctx, models)
+    feasible = _feasible_train(ctx)
+    front = Y if feasible is None else Y[feasible]
+    hvi = optimistic_hvi(ucb, front, _ref_point(ctx, models))
+    rows = _top(ucb, hvi, target)
     if rows.shape[0] < q:  # non-finite predictions: fall back to every candidate
         return np.arange(m)
     return pool[rows]
@@ -218,6 +304,23 @@ def _evaluate(acq: Any, Z: torch.Tensor) -> np.ndarray:
             out.append(acq(chunk).detach().reshape(-1).cpu().numpy())
     values = np.concatenate(out) if out else np.zeros(0)
     return np.where(np.isnan(values), -np.inf, values)
+
+
+def _python_hypervolume_kernel() -> None:
+    """Keep botorch's qLogNEHVI on its pure-Python path.
+
+    On first use botorch compiles a fused C++ kernel (``torch.utils.cpp_extension``,
+    ``-march=native``, cached in ``~/.cache/torch_extensions``) when a compiler is present,
+    else it uses Python: the batch would then depend on the machine, and the first call
+    cost tens of seconds. The project's rule is that the same campaign file and seed give
+    the same molecules on any machine, so the kernel is marked as tried and absent
+    (guarded: a botorch without these attributes is left alone).
+    """
+    from botorch.acquisition.multi_objective import logei
+
+    if hasattr(logei, "_load_attempted") and hasattr(logei, "_C"):
+        logei._load_attempted = True
+        logei._C = None
 
 
 @register("qlognehvi", needs_model=True, objectives="several")
@@ -263,10 +366,8 @@ def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
                 IdentityMCMultiOutputObjective,
             )
 
-            feasible = (None if ctx.feasible_train is None
-                        else np.asarray(ctx.feasible_train, dtype=bool))
-            ref = (np.asarray(ctx.ref_point, dtype=float) if ctx.ref_point is not None
-                   else default_ref_point(_train_labels(ctx, models), feasible))
+            _python_hypervolume_kernel()
+            ref = _ref_point(ctx, models)
             acq = qLogNoisyExpectedHypervolumeImprovement(
                 model, ref_point=torch.as_tensor(ref, dtype=base.dtype, device=base.device),
                 X_baseline=base, sampler=sampler,

@@ -90,33 +90,68 @@ def test_parego_batch_extends_the_front_more_than_random(multi):
 
 
 def test_qlognehvi_short_list_picks_the_batch_of_all_candidates(multi, monkeypatch):
-    # 2,000 candidates: the short list is 512 of them, in whole UCB-non-dominated layers
+    # 2,000 candidates: the short list is the 512 whose UCB adds the most hypervolume
     short = select("qlognehvi", multi_ctx(multi, m=2000, q=8, seed=3))
     monkeypatch.setattr(mo, "SHORTLIST", 10**9)  # every candidate
     full = select("qlognehvi", multi_ctx(multi, m=2000, q=8, seed=3))
     agree = len(set(short.index.tolist()) & set(full.index.tolist()))
     # measured: 8 of 8 here (the same batch in the same order); over six such problems
-    # with 15 or 30 labels, 41 of 48 picks
-    assert agree >= 6, (short.index, full.index)
+    # (seeds 0-2, 15 or 30 labels) 47 of 48 picks, the worst 7 of 8
+    assert agree >= 7, (short.index, full.index)
 
 
-def test_short_list_is_whole_layers_of_the_ucb_front(multi, monkeypatch):
-    _, _, models, Xc, _ = multi
+def test_optimistic_hvi_on_a_hand_made_front():
+    front = np.array([[1.0, 3.0], [3.0, 1.0]])
+    U = np.array([[2.0, 2.0], [4.0, 4.0], [0.5, 0.5], [3.0, 1.0], [-1.0, 5.0], [np.nan, 1.0]])
+    got = mo.optimistic_hvi(U, front, np.zeros(2), chunk_elements=4)  # one row a chunk
+    np.testing.assert_allclose(got[:5], [1.0, 16.0 - 5.0, 0.0, 0.0, 0.0])
+    assert np.isnan(got[5])
+    # no front: the box from the reference point
+    np.testing.assert_allclose(mo.optimistic_hvi(U[:2], np.zeros((0, 2)), np.zeros(2)),
+                               [4.0, 16.0])
+
+
+class _Fixed:
+    """A model whose ``predict`` is column ``j`` of the descriptors, with zero std."""
+
+    def __init__(self, j: int) -> None:
+        self.j = j
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X[:, self.j], np.zeros(X.shape[0])
+
+
+def test_short_list_ranks_by_optimistic_hvi_then_layer(monkeypatch):
+    monkeypatch.setattr(mo, "SHORTLIST", 8)
+    X = np.array([[0.05, 0.05], [2.0, 2.0], [0.5, 0.5], [4.0, 4.0], [0.3, 0.3], [0.9, 0.9],
+                  [0.85, 0.1], [2.5, 1.5], [0.1, 0.95], [0.8, 0.2], [3.5, 0.5]])
+    models = (_Fixed(0), _Fixed(1))
+    ctx = AcquisitionContext(X, 1, 0.0, np.random.default_rng(0), None, models=models,
+                             Y_train=np.array([[1.0, 3.0], [3.0, 1.0], [9.0, 9.0]]),
+                             feasible_train=np.array([True, True, False]),
+                             ref_point=np.zeros(2))
+    # the infeasible (9, 9) is no part of the front: HVI 1, 11, 0.75 and 0.25 of rows 1,
+    # 3, 7, 10, zero for the rest; of those, layer 0 of their UCBs (rows 5, 8), then two
+    # of layer 1 (rows 2, 6, 9) by index; rows 0 and 4 lie deeper
+    np.testing.assert_array_equal(mo.shortlist(ctx, models, 1), [1, 2, 3, 5, 6, 7, 8, 10])
+
+
+def test_short_list_holds_the_largest_optimistic_improvements(multi, monkeypatch):
+    X, Y, models, Xc, ref = multi
     monkeypatch.setattr(mo, "SHORTLIST", 100)
-    ctx = multi_ctx(multi, m=2000, q=4)
-    short = mo.shortlist(ctx, models, 4)
-    assert 100 <= len(short) < 2000 and len(set(short.tolist())) == len(short)
+    short = mo.shortlist(multi_ctx(multi, m=2000, q=4), models, 4)
+    assert len(short) == 100 and (np.diff(short) > 0).all()
     ucb = np.column_stack([m + 2 * s for m, s in (g.predict(Xc) for g in models)])
-    from bodisc.pareto import pareto_mask
+    hvi = mo.optimistic_hvi(ucb, Y, ref)
+    assert hvi[short].min() > 0  # here more than 100 candidates add hypervolume
+    assert hvi[np.setdiff1d(np.arange(2000), short)].max() <= hvi[short].min()
 
-    front = np.flatnonzero(pareto_mask(ucb))
-    assert set(front.tolist()) <= set(short.tolist())
-    # nothing left out dominates a listed candidate
-    out = np.setdiff1d(np.arange(2000), short)
-    listed = ucb[short]
-    dominated = ((ucb[out][:, None] >= listed[None]).all(-1)
-                 & (ucb[out][:, None] > listed[None]).any(-1))
-    assert not dominated.any()
+
+def test_qlognehvi_uses_the_python_hypervolume_kernel(multi):
+    from botorch.acquisition.multi_objective import logei
+
+    select("qlognehvi", multi_ctx(multi, q=2))
+    assert logei._C is None and logei._load_attempted
 
 
 def test_qlognehvi_never_picks_pending_molecules(multi):

@@ -651,6 +651,74 @@ def bench_causal_cmd(
         report_only=report_only)
 
 
+@bench_app.command("objectives")
+def bench_objectives_cmd(
+    tasks: Annotated[str, typer.Option(help="Tasks: dipole_gap_pareto, dipole_constrained.")]
+        = "dipole_gap_pareto,dipole_constrained",
+    methods: Annotated[str, typer.Option(help="Methods (default: every method of each "
+                                              "task).")] = "",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
+    calls: Annotated[int, typer.Option(help="Oracle calls per run.", min=2)] = 2000,
+    sample: Annotated[int, typer.Option(
+        help="Pool: a seeded QM9 sample of this many (0: every molecule in the descriptor "
+             "cache, all of QM9).", min=0)] = 0,
+    parallel: Annotated[int, typer.Option(help="Runs at once.", min=1)] = 1,
+    out: Annotated[Path, typer.Option(help="Folder of the runs (JSON lines, resumable) and "
+                                           "the table.")] = Path("runs/bench/objectives"),
+    json_out: JsonOpt = None,
+) -> None:
+    """Several objectives and a constraint on QM9 replay (Pareto recall, hypervolume)."""
+    import json
+
+    from bodisc.bench import efficiency as eff
+    from bodisc.bench import objectives as mo
+    from bodisc.data.qm9 import qm9_sample_indices
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()]
+    for t in task_list:
+        if t not in mo.TASKS:
+            raise typer.BadParameter(f"{t!r}; choose from: {', '.join(mo.TASKS)}",
+                                     param_hint="--tasks")
+    method_list = [m.strip() for m in methods.split(",") if m.strip()] or None
+    known = sorted({m for t in task_list for m in mo.METHODS[t]})
+    for m in method_list or ():
+        if m not in known:
+            raise typer.BadParameter(f"{m!r}; choose from: {', '.join(known)}",
+                                     param_hint="--methods")
+    out.mkdir(parents=True, exist_ok=True)
+    pool = eff.load_pool(qm9_sample_indices(sample, 0) if sample else None)
+    figures = mo.pool_figures(pool)
+    typer.echo(f"pool: {pool.note}; Pareto top {len(figures['pareto_top'])} "
+               f"({figures['pareto_layers']} layers), front {len(figures['front'])}, "
+               f"feasible top 1 % {len(figures['feasible_top'])} "
+               f"(from {figures['feasible_threshold']:.2f} D)")
+    records = mo.run_benchmark(
+        pool, task_list, _parse_seeds(seeds), method_list, calls=calls, parallel=parallel,
+        records_path=out / "objectives.jsonl",
+        progress=lambda r: typer.echo(
+            f"{r['task']} {r['method']} seed {r['seed']}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in r.items()
+                if k.startswith(("pareto_recall", "front_recall", "hv_fraction",
+                                 "top1pct_recall", "infeasible")) and v is not None)
+            + f" ({r['wall_s']:.0f} s)"))
+    rows = mo.summarise(records)
+    table = mo.format_table(rows)
+    (out / "objectives.md").write_text(f"Pool: {pool.note}.\n\n{table}\n")
+    typer.echo(table)
+    if json_out:
+        payload = {"pool": pool.note, "settings": {"calls": calls, "batch": 50, "start": 100,
+                                                   "sample": sample},
+                   "pool_figures": {"pareto_top": len(figures["pareto_top"]),
+                                    "pareto_layers": figures["pareto_layers"],
+                                    "front": len(figures["front"]),
+                                    "hv_reference": figures["hv_reference"].tolist(),
+                                    "feasible_top": len(figures["feasible_top"]),
+                                    "feasible_threshold": figures["feasible_threshold"]},
+                   "summary": rows, "runs": records}
+        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
 @bench_app.command("qm9-descriptors")
 def bench_qm9_descriptors_cmd(
     sample: Annotated[int, typer.Option(

@@ -64,9 +64,45 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+#: A temporary file older than this (seconds) is a dead writer's whatever its name says.
+STALE_TMP_S = 3600.0
+
+
+def _abandoned(tmp: Path) -> bool:
+    """Whether a temporary file was left by a writer that is gone.
+
+    Its name carries the writing process's id (``.<pid>-*.tmp``); a reader must never
+    delete a file another process is still writing (it would fail that writer's rename).
+    A file whose process is no longer alive on this machine is abandoned, and so is one
+    older than :data:`STALE_TMP_S` (a writer elsewhere on a shared file system) or one
+    without a process id (written by an older bodisc).
+    """
+    import time
+
+    try:
+        age = time.time() - tmp.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_TMP_S:
+        return True
+    pid_text = tmp.name[1:].split("-", 1)[0]
+    if not pid_text.isdigit() or "-" not in tmp.name:
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
 def _write_atomically(path: Path, write: Any) -> None:
     """Write through ``write(stream)`` to a temporary file, fsync it, rename it to ``path``."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{os.getpid()}-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -119,7 +155,8 @@ class ColumnarCache:
     def refresh(self) -> None:
         """Rebuild the index from the chunks committed so far (anyone's)."""
         for tmp in self.folder.glob(".*.tmp"):  # a killed writer's leftovers
-            tmp.unlink(missing_ok=True)
+            if _abandoned(tmp):
+                tmp.unlink(missing_ok=True)
         self._chunks: list[str] = sorted(p.name[: -len(_KEYS)]
                                          for p in self.folder.glob(f"*{_KEYS}"))
         keys, chunk_of, row_of = [], [], []

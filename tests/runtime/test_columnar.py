@@ -85,3 +85,30 @@ def test_empty_append_writes_nothing(tmp_path):
     assert cache.chunks == () and len(cache) == 0
     X, found = cache.vectors([key(1)])
     assert not found.any()
+
+
+def test_a_reader_leaves_a_live_writers_temporary_file_and_clears_a_dead_ones(tmp_path):
+    """Opening the cache while another process writes must not break that writer."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cache = ColumnarCache(tmp_path, {"kind": "t"}, ["a", "b"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        writing = cache.folder / f".{live.pid}-abc.tmp"
+        left = cache.folder / f".{int(dead.stdout)}-def.tmp"
+        old = cache.folder / f".{live.pid}-old.tmp"
+        for path in (writing, left, old):
+            path.write_bytes(b"partial")
+        hour_ago = time.time() - 7200
+        os.utime(old, (hour_ago, hour_ago))
+        ColumnarCache(tmp_path, {"kind": "t"}, ["a", "b"])  # a reader opens it
+        assert writing.exists()  # the live writer's file survives
+        assert not left.exists() and not old.exists()  # leftovers are cleared
+    finally:
+        live.kill()
+        live.wait()

@@ -409,9 +409,9 @@ class Campaign:
             if job.status != "pending":
                 continue
             todo[job.id] = out
-            value, failure, props = None if out.value is None else float(out.value), \
-                out.failure, dict(out.properties or {}) or None
-            if out.fidelity == TARGET and out.failure is None:
+            value = None if out.value is None else float(out.value)
+            failure, props = out.failure, dict(out.properties or {}) or None
+            if out.fidelity == TARGET and out.failure is None:  # every modelled property
                 value, failure, props = self.objectives.label(value, None, out.properties)
                 if failure is not None:
                     raise TellError(f"result {k} ({out.molecule}): {failure}; this campaign "

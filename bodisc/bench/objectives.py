@@ -342,8 +342,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         mine = [r for r in rows if r["task"] == task]
         if not mine:
             continue
-        keys = [k for k in mine[0] if not k.endswith("_sd")
-                and k not in ("task", "method", "seeds")]
+        given = {k for r in mine for k in r if not k.endswith("_sd")
+                 and k not in ("task", "method", "seeds")}
+        keys = sorted(given, key=_column_order)
         out.append(f"**{task}**\n")
         out.append("| method | seeds | " + " | ".join(keys) + " |")
         out.append("|---|---|" + "---|" * len(keys))
@@ -352,3 +353,14 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
                        + " | ".join(cell(r, k) for k in keys) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _column_order(key: str) -> tuple[int, int]:
+    """Recall columns by checkpoint first, then front, hypervolume, infeasible share."""
+    groups = ("pareto_recall_", "top1pct_recall_", "front_recall_", "hv_fraction_",
+              "infeasible_share")
+    for i, prefix in enumerate(groups):
+        if key.startswith(prefix):
+            tail = key[len(prefix):]
+            return i, int(tail) if tail.isdigit() else 0
+    return len(groups), 0

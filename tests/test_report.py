@@ -300,7 +300,7 @@ def pareto_rows(n: int = 10, seed: int = 0, k: int = 2) -> list[dict[str, float]
 
 
 def load_pareto_run(folder: Path, text: str, rows: list[dict[str, float] | None]) -> RunData:
-    from bodisc.report import objective_labels
+    from bodisc.tracking.pareto_figure import objective_labels
 
     config, store = pareto_store(folder, text, rows)
     try:
@@ -314,7 +314,7 @@ def load_pareto_run(folder: Path, text: str, rows: list[dict[str, float] | None]
 
 def test_pareto_points_are_the_front_pareto_mask_finds(tmp_path):
     from bodisc.pareto import pareto_mask
-    from bodisc.report import pareto_points
+    from bodisc.tracking.pareto_figure import pareto_points
     from tests.test_config import TWO
 
     text = TWO + '\n[[constraints]]\nproperty = "homo"\nmax = -6.0\n'
@@ -344,7 +344,7 @@ def test_pareto_points_are_the_front_pareto_mask_finds(tmp_path):
 
 
 def test_front_staircase_runs_along_the_edge_of_the_dominated_region():
-    from bodisc.report import front_staircase
+    from bodisc.tracking.pareto_figure import front_staircase
 
     pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [1.5, 1.5]])  # the last dominated
     step = front_staircase(pts, np.array([1.0, 1.0]))
@@ -356,7 +356,8 @@ def test_front_staircase_runs_along_the_edge_of_the_dominated_region():
 
 
 def test_pareto_figure_of_two_objectives(tmp_path):
-    from bodisc.report import pareto_panels, plot_pareto
+    from bodisc.report import plot_pareto
+    from bodisc.tracking.pareto_figure import pareto_panels
     from tests.test_config import TWO
 
     run = load_pareto_run(tmp_path, TWO, pareto_rows(12))
@@ -373,7 +374,8 @@ def test_pareto_figure_of_two_objectives(tmp_path):
 
 
 def test_pareto_figure_of_three_objectives_has_a_panel_per_pair(tmp_path):
-    from bodisc.report import pareto_panels, pareto_points, plot_pareto
+    from bodisc.report import plot_pareto
+    from bodisc.tracking.pareto_figure import pareto_panels, pareto_points
     from tests.test_config import TWO
 
     text = TWO.replace('unit = "eV"\n', THREE, 1)
@@ -389,7 +391,8 @@ def test_pareto_figure_of_three_objectives_has_a_panel_per_pair(tmp_path):
 
 
 def test_one_objective_has_no_pareto_figure(tiny_campaign, tmp_path):
-    from bodisc.report import pareto_panels, pareto_points, plot_pareto
+    from bodisc.report import plot_pareto
+    from bodisc.tracking.pareto_figure import pareto_panels, pareto_points
 
     data = small_report(tiny_campaign)
     assert plot_pareto(data, tmp_path) == []

@@ -125,8 +125,9 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
     """Write the results CSV and the extrapolation files, log them, and rank the best.
 
     A campaign with several objectives also gets ``pareto.png`` beside the CSV (see
-    :func:`bodisc.report.draw_pareto`), uploaded as an artifact and as the time-stepped
-    image ``pareto/front`` (step: the oracle calls) when the final figures go out.
+    :func:`bodisc.tracking.pareto_figure.draw_pareto`), uploaded as an artifact and as
+    the time-stepped image ``pareto/front`` (step: the oracle calls) when the final
+    figures go out.
 
     Returns:
         Rows ``(smiles, value, iteration)`` of the ``top`` best labels, best first, and
@@ -160,7 +161,7 @@ def export(store: CampaignStore, config: CampaignConfig, tracker: Any, features:
     upload = tracker.ok and store.get_meta("mlflow_final_calls") != str(calls)
     log_molecules(store, config, tracker, sign, upload)  # the files, tracked or not
     if config.multi_objective:
-        from bodisc.report import write_pareto
+        from bodisc.tracking.pareto_figure import write_pareto
 
         pareto = write_pareto(store, config, csv.with_name("pareto.png"))
         if upload and pareto is not None:

@@ -436,8 +436,11 @@ class Campaign:
         Each label keeps its provenance (file, row, time, content digest, ``source``).
 
         Args:
-            path: The file (columns ``smiles``, the objective's property, optional
-                ``status``, ``reason``, ``source``; see :mod:`bodisc.data.tables`).
+            path: The file (columns ``smiles``, the objective's property, one column per
+                further objective and modelled constraint, named as its property,
+                optional ``status``, ``reason``, ``source``; see
+                :mod:`bodisc.data.tables`). Each label keeps every property, so it trains
+                every model.
             kind: ``ingest``, or ``import`` for ``[data] labelled``.
 
         Returns:
@@ -457,7 +460,8 @@ class Campaign:
                 store.get_meta(f"ingested:{file_digest(Path(path))}") is not None:
             return IngestPlan()  # [data] file imported before, unchanged: nothing to read
         table = read_labels(path, label=cfg.objective.property, constraints=cfg.generator,
-                            unanswered="skip" if kind == "ingest" else "refuse")
+                            unanswered="skip" if kind == "ingest" else "refuse",
+                            properties=self.objectives.modelled[1:])
         name = str(path)
         done = store.get_meta(f"ingested:{table.digest}")
         plan = plan_ingest(table.rows, store.jobs(), name, cfg.objective.property, kind,

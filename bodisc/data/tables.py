@@ -32,9 +32,13 @@ it is taken. ``generator.forbidden_substructures`` (structural alerts no candida
 contain) apply to a library, whose molecules are candidates, but not to labels. With
 ``constraints=None`` only the SMILES are checked.
 
+A campaign with several objectives or modelled constraints reads one column per
+property (``properties``): the objectives after the first, then the constraints, each a
+finite number on a ``done`` row and empty on a failed or cancelled one, like the label.
+
 Molecules are identified by their InChIKey (:mod:`bodisc.chem.molecule`): two rows of
-the same molecule with the same label (same status and, for ``done``, the same value)
-collapse silently to the first; with different labels they are a problem naming both
+the same molecule with the same label (same status and, for ``done``, the same value and
+properties) collapse silently to the first; with different labels they are a problem naming both
 rows, unless the caller asks for the first or the mean (``on_conflict``). Stereoisomers
 are one molecule to bodisc (stereochemistry is dropped). In a library the first
 occurrence of a molecule is kept.
@@ -117,6 +121,9 @@ class LabelRow:
         reason: Why it failed (always given for ``failed``), else ``None``.
         source: Free-text provenance from the ``source`` column, or ``None``.
         heavy_atoms: Number of non-hydrogen atoms.
+        properties: Every property the row gives, name -> finite value, the label's own
+            column included: for a ``done`` row of a file read with ``properties``;
+            ``None`` otherwise (one label column, or a failed or cancelled row).
     """
 
     row: int
@@ -127,6 +134,7 @@ class LabelRow:
     reason: str | None
     source: str | None
     heavy_atoms: int
+    properties: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -464,6 +472,12 @@ def _text(cell: object) -> str | None:
     return text or None
 
 
+def _listed(names: Sequence[str]) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' and 'c'``."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
 def _number(cell: object) -> tuple[float | None, bool]:
     """A label cell as ``(value, ok)``: ``(None, True)`` when empty, NaN is ``nan``."""
     if cell is None:
@@ -494,14 +508,16 @@ def read_labels(
     on_conflict: Literal["refuse", "first", "mean"] = "refuse",
     workers: int = 1,
     unanswered: Literal["refuse", "skip"] = "refuse",
+    properties: Sequence[str] = (),
 ) -> LabelTable:
     """Read and validate a table of labels (CSV, gzipped CSV or Parquet).
 
     Columns: the SMILES (``smiles``, any case), the label named exactly ``label``,
     optionally ``status`` (``done``, ``failed`` or ``cancelled``; empty means ``done``),
     ``reason`` (required when ``status`` is ``failed``) and ``source`` (free-text
-    provenance); other columns are ignored. A ``done`` row needs a finite number; a
-    ``failed`` or ``cancelled`` row has an empty label. Rows are numbered as a
+    provenance), and one column named exactly as each of ``properties``; other columns
+    are ignored. A ``done`` row needs a finite number in the label and in every property
+    column; a ``failed`` or ``cancelled`` row leaves them empty. Rows are numbered as a
     spreadsheet shows them: the header is row 1, the first data row is row 2.
 
     Args:
@@ -518,9 +534,14 @@ def read_labels(
             cancelled repeats of a molecule that has a value are dropped). Identical
             repeats always collapse to the first row.
         workers: Processes parsing the SMILES (1: this process only).
-        unanswered: A row with an empty label and an empty status: ``refuse`` (a
-            problem), or ``skip`` it (``bodisc ingest``: a suggestion file given back
-            with only some rows measured; the others stay pending).
+        unanswered: A row with an empty label (and empty property columns) and an
+            empty status: ``refuse`` (a problem), or ``skip`` it (``bodisc ingest``: a
+            suggestion file given back with only some rows measured; the others stay
+            pending).
+        properties: Further label columns, exact names (a campaign's objectives after
+            the first, then its modelled constraints); each row's values, the label's
+            included, are :attr:`LabelRow.properties`. A repeat of a molecule is
+            identical only with the same properties too; ``mean`` averages each.
 
     Returns:
         The rows, one per molecule, in file order, with the file's SHA-256.
@@ -538,6 +559,7 @@ def read_labels(
     file = str(path)
     suffix = _suffix(path, LABEL_SUFFIXES, file)
     rules = import_rules(constraints, substructures=False)
+    props = tuple(dict.fromkeys(p for p in properties if p != label))
     problems: list[str] = []
     with contextlib.ExitStack() as stack:
         table = _open_table(path, suffix, file, stack)
@@ -545,8 +567,8 @@ def read_labels(
         if not any(header):
             raise InputError(
                 file,
-                [f"{file}: the file is empty; expected a header row with 'smiles' and "
-                 f"{label!r}, then one row per molecule"],
+                [f"{file}: the file is empty; expected a header row with "
+                 f"{_listed(['smiles', label, *props])}, then one row per molecule"],
             )
         smiles_at = _find(header, ["smiles"])
         label_at = _find(header, [label], exact=True)
@@ -575,6 +597,18 @@ def read_labels(
             )
         elif len(label_at) > 1:
             problems.append(f"{file}: row 1: {len(label_at)} columns named {label!r}; keep one")
+        p_cols: list[int] = []
+        for name in props:
+            found = _find(header, [name], exact=True)
+            if not found:
+                problems.append(
+                    f"{file}: no column {name!r} (a property the campaign models); "
+                    f"columns: {_columns_text(header)}"
+                )
+            elif len(found) > 1:
+                problems.append(f"{file}: row 1: {len(found)} columns named {name!r}; keep one")
+            else:
+                p_cols.append(found[0])
         if problems:
             raise InputError(file, problems)
         s_col, l_col = smiles_at[0], label_at[0]
@@ -586,6 +620,7 @@ def read_labels(
                     n_fields,
                     cells[l_col],
                     *(cells[i] if i is not None else None for i in optional.values()),
+                    *(cells[i] for i in p_cols),
                 )
                 yield row, smiles, extra
 
@@ -593,12 +628,13 @@ def read_labels(
         first: dict[str, LabelRow] = {}
         first_text: dict[str, str] = {}
         first_raw: dict[str, object] = {}
+        first_props_raw: dict[str, tuple[object, ...]] = {}
         later: dict[str, list[LabelRow]] = {}
         duplicates = n_data = skipped = 0
         for row, smiles, extra, checked in _checked(items(), rules, workers):
             n_data += 1
             here = f"{file}: row {row}"
-            n_fields, raw_label, raw_status, raw_reason, raw_source = extra
+            n_fields, raw_label, raw_status, raw_reason, raw_source, *raw_props = extra
             bad = False
             if n_fields > len(header):
                 problems.append(
@@ -615,7 +651,8 @@ def read_labels(
                 problems.append(f"{here}, column {header[s_col]!r}: {_show(smiles)} {checked}")
                 bad = True
             if unanswered == "skip" and _text(raw_status) is None \
-                    and _number(raw_label) == (None, True) and smiles:
+                    and _number(raw_label) == (None, True) and smiles \
+                    and all(_number(cell) == (None, True) for cell in raw_props):
                 skipped += 1  # a suggestion not measured yet: it stays pending
                 continue
             status_text = (_text(raw_status) or "done").lower()
@@ -627,27 +664,21 @@ def read_labels(
                 )
                 bad = True
             reason = _text(raw_reason)
-            value, ok = _number(raw_label)
             where_label = f"{here}, column {label!r}"
-            if not ok:
-                problems.append(f"{where_label}: {_show(raw_label)} is not a number")
+            value, problem = _label_cell(raw_label, status_text)
+            if problem is not None:
+                problems.append(f"{where_label}: {problem}")
                 bad = True
-            elif value is not None and math.isinf(value):
-                problems.append(f"{where_label}: {_show(raw_label)} is not finite")
-                bad = True
-            elif status_text == "done" and (value is None or math.isnan(value)):
-                problems.append(
-                    f"{where_label}: {_show(raw_label)} is not a value; status 'done' needs "
-                    "a finite number (or give status 'failed' and a reason)"
-                )
-                bad = True
-            elif status_text in ("failed", "cancelled") and value is not None \
-                    and not math.isnan(value):
-                problems.append(
-                    f"{where_label}: {_show(raw_label)} given with status {status_text!r}; "
-                    "a failed or cancelled row has an empty label"
-                )
-                bad = True
+            found_props: dict[str, float] | None = None
+            if props:
+                found_props = {label: value} if value is not None else {}
+                for name, raw in zip(props, raw_props, strict=True):
+                    v, problem = _label_cell(raw, status_text)
+                    if problem is not None:
+                        problems.append(f"{here}, column {name!r}: {problem}")
+                        bad = True
+                    elif v is not None:
+                        found_props[name] = v
             if status_text == "failed" and reason is None:
                 column = header[optional["reason"]] if optional["reason"] is not None \
                     else "reason"
@@ -669,6 +700,7 @@ def read_labels(
                 reason=reason if status_text != "done" else None,
                 source=_text(raw_source),
                 heavy_atoms=record.heavy_atoms,
+                properties=found_props if status_text == "done" else None,
             )
             key = record.inchikey
             earlier = first.get(key)
@@ -676,8 +708,11 @@ def read_labels(
                 first[key] = entry
                 first_text[key] = smiles
                 first_raw[key] = raw_label
+                if props:
+                    first_props_raw[key] = tuple(raw_props)
                 rows.append(entry)
-            elif (earlier.status, earlier.value) == (entry.status, entry.value):
+            elif (earlier.status, earlier.value, earlier.properties) == \
+                    (entry.status, entry.value, entry.properties):
                 duplicates += 1
             elif on_conflict == "refuse":
                 stereo = (
@@ -686,9 +721,17 @@ def read_labels(
                                                          for c in "@/\\")
                     else ""
                 )
+                where, raw_here, raw_there = where_label, raw_label, first_raw[key]
+                if (earlier.status, earlier.value) == (entry.status, entry.value):
+                    # the same label, another property: name the first column that differs
+                    at = next(i for i, name in enumerate(props)
+                              if (earlier.properties or {}).get(name)
+                              != (entry.properties or {}).get(name))
+                    where = f"{here}, column {props[at]!r}"
+                    raw_here, raw_there = raw_props[at], first_props_raw[key][at]
                 problems.append(
-                    f"{where_label}: {_label_text(entry, raw_label)} for {_show(smiles)} "
-                    f"differs from row {earlier.row} ({_label_text(earlier, first_raw[key])} for "
+                    f"{where}: {_label_text(entry, raw_here)} for {_show(smiles)} "
+                    f"differs from row {earlier.row} ({_label_text(earlier, raw_there)} for "
                     f"{_show(first_text[key])}), the same molecule{stereo} "
                     f"(InChIKey {key}); keep one row or give them one label"
                 )
@@ -707,12 +750,40 @@ def read_labels(
     )
 
 
+def _label_cell(raw: object, status: str) -> tuple[float | None, str | None]:
+    """A label (or property) cell as ``(value, problem)``; the problem follows the column.
+
+    ``value`` is the finite number of a ``done`` row, else ``None``.
+    """
+    value, ok = _number(raw)
+    if not ok:
+        return None, f"{_show(raw)} is not a number"
+    if value is not None and math.isinf(value):
+        return None, f"{_show(raw)} is not finite"
+    if status == "done" and (value is None or math.isnan(value)):
+        return None, (f"{_show(raw)} is not a value; status 'done' needs a finite number "
+                      "(or give status 'failed' and a reason)")
+    if status in ("failed", "cancelled") and value is not None and not math.isnan(value):
+        return None, (f"{_show(raw)} given with status {status!r}; a failed or cancelled "
+                      "row has an empty label")
+    return (value if status == "done" else None), None
+
+
 def _mean_of(group: list[LabelRow]) -> LabelRow:
-    """One row for a molecule given several labels: the mean of its ``done`` values."""
+    """One row for a molecule given several labels: the mean of its ``done`` values.
+
+    Each property is averaged over the same rows.
+    """
     done = [g for g in group if g.status == "done"]
     if not done:
         return group[0]
-    return dataclasses.replace(done[0], value=statistics.fmean(g.value or 0.0 for g in done))
+    properties = None
+    if done[0].properties is not None:
+        properties = {name: statistics.fmean((g.properties or {}).get(name, math.nan)
+                                             for g in done)
+                      for name in done[0].properties}
+    return dataclasses.replace(done[0], value=statistics.fmean(g.value or 0.0 for g in done),
+                               properties=properties)
 
 
 def _label_text(entry: LabelRow, raw: object = None) -> str:

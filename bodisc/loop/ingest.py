@@ -8,8 +8,10 @@ The rules (what ``bodisc ingest``, ``[data] labelled`` and ``Campaign.ingest`` s
 * a row with status ``cancelled`` withdraws a pending suggestion, which then no longer
   counts as a call and is never proposed again; a label for a withdrawn suggestion is
   still taken;
-* a row identical to what the store holds changes nothing, so ingesting a file twice is
-  a no-op;
+* a row identical to what the store holds (the same status and value and, where both
+  have them, the same properties) changes nothing, so ingesting a file twice is a no-op;
+* a row's properties (a campaign with several objectives or modelled constraints) are
+  kept with its label, so the label trains every model;
 * a second, different result for a molecule that has one is refused, naming the row: one
   molecule has one label per oracle, the label the campaign learnt from. Replicates are
   not combined; average them before ingest (decision: a combined label would need a
@@ -55,14 +57,30 @@ class IngestPlan:
                 f"label(s), {self.withdrawn} withdrawn, {self.unchanged} unchanged")
 
 
+def _close(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def _other_property(job: Job, row: Any) -> str | None:
+    """The first property of the row that the job, which has properties, gives otherwise.
+
+    ``None`` when they agree, or when either has no properties (nothing to compare).
+    """
+    given = getattr(row, "properties", None)
+    if not given or not job.properties:
+        return None
+    for name, value in given.items():
+        if not _close(job.property_value(name), value):
+            return name
+    return None
+
+
 def _same(job: Job, row: Any) -> bool:
     if job.status != row.status:
         return False
     if row.status == "failed":
         return (job.reason or "") == (row.reason or "")
-    if job.value is None or row.value is None:
-        return False
-    return math.isclose(job.value, row.value, rel_tol=1e-12, abs_tol=1e-12)
+    return _close(job.value, row.value) and _other_property(job, row) is None
 
 
 def _describe(job: Job) -> str:
@@ -81,7 +99,8 @@ def plan_ingest(rows: Sequence[Any], jobs: Sequence[Job], file: str, label: str,
     Args:
         rows: Validated rows (:class:`bodisc.data.tables.LabelRow`: ``row``, ``smiles``,
             ``inchikey``, ``value``, ``status`` of ``done``/``failed``/``cancelled``,
-            ``reason``, ``source``, ``heavy_atoms``).
+            ``reason``, ``source``, ``heavy_atoms`` and, optionally, ``properties``,
+            which are stored with the label).
         jobs: The campaign's target jobs (:meth:`CampaignStore.jobs`).
         file: The file's name as the user gave it (messages and provenance).
         label: The label column's name (messages).
@@ -118,22 +137,30 @@ def plan_ingest(rows: Sequence[Any], jobs: Sequence[Job], file: str, label: str,
                 plan.problems.append(f"{where}, column 'status': cannot withdraw {row.smiles}: "
                                      f"it already has a result ({_describe(job)})")
             continue
+        properties = getattr(row, "properties", None) if row.status == "done" else None
         if job is None:
             plan.labels.append(ExternalLabel(row.inchikey, row.status, row.value, row.reason,
                                              {**prov, "off_policy": True}, None, row.smiles,
-                                             row.heavy_atoms))
+                                             row.heavy_atoms, properties))
             plan.off_policy += 1
         elif job.status in ("pending", "cancelled"):
             plan.labels.append(ExternalLabel(row.inchikey, row.status, row.value, row.reason,
-                                             prov, job.id))
+                                             prov, job.id, properties=properties))
             plan.settled += 1
         elif _same(job, row):
             plan.unchanged += 1
         else:
             given = f"failed ({row.reason})" if row.status == "failed" else f"{row.value:.6g}"
             column = "reason" if row.status == "failed" else label
+            has = _describe(job)
+            other = (_other_property(job, row) if job.status == row.status == "done"
+                     and _close(job.value, row.value) else None)
+            if other is not None:  # the same label, another property
+                column, given = other, f"{properties[other]:.6g}"
+                kept = job.property_value(other)
+                has = f"{kept:.6g}" if kept is not None else f"no {other!r}"
             plan.problems.append(
                 f"{where}, column '{column}': {given} for {row.smiles}, which already has "
-                f"{_describe(job)}; a molecule has one result per oracle (combine replicates "
+                f"{has}; a molecule has one result per oracle (combine replicates "
                 f"before ingest)")
     return plan

@@ -449,3 +449,67 @@ def test_unanswered_rows_are_skipped_only_when_asked(tmp_path):
         read_labels(path, label="dGs", constraints=None)
     table = read_labels(path, label="dGs", constraints=None, unanswered="skip")
     assert [(r.row, r.status) for r in table.rows] == [(2, "done"), (4, "failed")]
+
+
+# ------------------------------------------------------------- several label columns
+
+
+def test_further_property_columns_are_read_with_the_label(tmp_path: Path) -> None:
+    f = write(tmp_path / "two.csv",
+              "smiles,dipole,gap,status,reason\n"
+              "CCO,1.5,8.25,,\n"
+              "CC#N,3.9,9.5,done,\n"
+              "CN,,,failed,no SCF\n")
+    table = read_labels(f, label="dipole", constraints=GEN, properties=["gap"])
+    assert [(r.value, r.properties) for r in table.rows] == [
+        (1.5, {"dipole": 1.5, "gap": 8.25}),
+        (3.9, {"dipole": 3.9, "gap": 9.5}),
+        (None, None),  # a failure has no properties
+    ]
+    # one label column: no properties, as before
+    assert all(r.properties is None for r in read_labels(f, label="dipole",
+                                                          constraints=GEN).rows)
+
+
+def test_a_missing_property_column_is_one_problem_naming_it(tmp_path: Path) -> None:
+    f = write(tmp_path / "one.csv", "smiles,dipole\nCCO,1.5\n")
+    with pytest.raises(InputError) as exc:
+        read_labels(f, label="dipole", constraints=GEN, properties=("gap",))
+    assert problems_of(exc) == [f"{f}: no column 'gap' (a property the campaign models); "
+                                "columns: smiles, dipole"]
+
+
+def test_a_property_that_is_not_a_number_names_row_and_column(tmp_path: Path) -> None:
+    f = write(tmp_path / "bad.csv",
+              "smiles,dipole,gap,status,reason\n"
+              "CCO,1.5,eight,,\n"
+              "CC#N,3.9,,,\n"
+              "CN,,7.0,failed,no SCF\n")
+    with pytest.raises(InputError) as exc:
+        read_labels(f, label="dipole", constraints=GEN, properties=("gap",))
+    assert problems_of(exc) == [
+        f"{f}: row 2, column 'gap': 'eight' is not a number",
+        f"{f}: row 3, column 'gap': '' is not a value; status 'done' needs a finite "
+        "number (or give status 'failed' and a reason)",
+        f"{f}: row 4, column 'gap': '7.0' given with status 'failed'; a failed or cancelled "
+        "row has an empty label",
+    ]
+
+
+def test_repeats_compare_and_average_every_property(tmp_path: Path) -> None:
+    f = write(tmp_path / "rep.csv",
+              "smiles,dipole,gap\nCCO,1.0,8.0\nOCC,1.0,9.0\nCN,2.0,5.0\nCN,2.0,5.0\n")
+    with pytest.raises(InputError) as exc:
+        read_labels(f, label="dipole", constraints=GEN, properties=("gap",))
+    lines = problems_of(exc)
+    assert len(lines) == 1  # the identical CN rows collapse
+    assert lines[0].startswith(f"{f}: row 3, column 'gap': '9.0' for 'OCC' differs from row "
+                               "2 ('8.0' for 'CCO')")
+    mean = read_labels(f, label="dipole", constraints=GEN, properties=("gap",),
+                       on_conflict="mean")
+    assert [(r.row, r.value, r.properties) for r in mean.rows] == [
+        (2, 1.0, {"dipole": 1.0, "gap": 8.5}), (4, 2.0, {"dipole": 2.0, "gap": 5.0})]
+    assert mean.duplicates == 2
+    first = read_labels(f, label="dipole", constraints=GEN, properties=("gap",),
+                        on_conflict="first")
+    assert first.rows[0].properties == {"dipole": 1.0, "gap": 8.0}

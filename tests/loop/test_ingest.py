@@ -6,8 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from bodisc import Campaign, load_campaign
+from bodisc.errors import InputError
 from bodisc.loop.ingest import plan_ingest
 from bodisc.store import CampaignStore, NewJob
+from tests.conftest import write_campaign
+from tests.test_campaign_api import RDKitFeatures
+from tests.test_config import TWO
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Row:
     reason: str | None = None
     source: str | None = None
     heavy_atoms: int = 3
+    properties: dict[str, float] | None = None
 
 
 @pytest.fixture
@@ -94,3 +100,53 @@ def test_cancel_jobs_withdraws_only_pending_ones(store):
     assert [j.status for j in store.jobs()] == ["done", "cancelled", "cancelled"]
     assert store.calls_used() == 1
     assert store.excluded_inchikeys("set", before_iteration=1) == {"K1", "K2", "K3"}
+
+
+# -- several objectives: every property of a row is kept -----------------------------
+
+
+def test_properties_are_stored_and_compared_on_a_second_ingest(store):
+    both = {"dGs": -5.0, "gap": 8.0}
+    plan = apply(store, [Row(2, "CCO", "K1", -5.0, properties=both),
+                         Row(3, "CCCC", "K9", -1.0, properties={"dGs": -1.0, "gap": 6.5})])
+    assert (plan.settled, plan.off_policy, plan.problems) == (1, 1, [])
+    jobs = {j.inchikey: j for j in store.jobs()}
+    assert jobs["K1"].properties == both and jobs["K9"].properties == {"dGs": -1.0, "gap": 6.5}
+    # the same again is a no-op; the same label with another gap is refused, naming it
+    assert apply(store, [Row(2, "CCO", "K1", -5.0, properties=both)]).unchanged == 1
+    plan = plan_ingest([Row(4, "CCO", "K1", -5.0, properties={"dGs": -5.0, "gap": 9.0})],
+                       store.jobs(), "again.csv", "dGs")
+    assert plan.problems == ["again.csv: row 4, column 'gap': 9 for CCO, which already has "
+                             "8; a molecule has one result per oracle (combine replicates "
+                             "before ingest)"]
+
+
+def open_two(folder):
+    path = write_campaign(folder, TWO.replace("workers = 2", "workers = 1"))
+    config = load_campaign(path)
+    return Campaign(config, str(path), tracking=False, features=RDKitFeatures(config))
+
+
+def test_a_two_objective_campaign_ingests_both_columns(tmp_path):
+    labels = tmp_path / "lab.csv"
+    labels.write_text("smiles,dipole,gap,source\nCCO,1.7,8.9,lab\nCCCN,1.3,7.4,lab\n")
+    with open_two(tmp_path) as campaign:
+        plan = campaign.ingest(labels)
+        assert (plan.off_policy, plan.problems) == (2, [])
+        jobs = {j.smiles: j for j in campaign.store.jobs()}
+        assert jobs["CCO"].value == 1.7
+        assert jobs["CCO"].properties == {"dipole": 1.7, "gap": 8.9}
+        assert jobs["CCCN"].properties == {"dipole": 1.3, "gap": 7.4}
+        assert campaign.ingest(labels).unchanged == 2  # twice the same file: a no-op
+
+
+def test_a_two_objective_campaign_refuses_a_file_without_the_gap(tmp_path):
+    labels = tmp_path / "lab.csv"
+    labels.write_text("smiles,dipole\nCCO,1.7\n")
+    with open_two(tmp_path) as campaign:
+        with pytest.raises(InputError) as info:
+            campaign.ingest(labels)
+        assert str(info.value).splitlines() == [
+            f"{labels}: no column 'gap' (a property the campaign models); "
+            "columns: smiles, dipole"]
+        assert campaign.store.jobs() == []  # nothing committed

@@ -640,28 +640,10 @@ class Campaign:
         stop_reason = "budget spent"
         status = "FAILED"
         try:
-            for open_it in store.open_iterations():
-                self.reporter.message(f"resuming iteration {open_it}: "
-                                      f"{len(store.jobs('pending', open_it))} oracle "
-                                      f"calls pending")
-                self._evaluate(open_it)
-            while True:
-                used = store.calls_used()
-                if used >= cfg.budget.oracle_calls:
-                    break
-                wall = elapsed_before + time.monotonic() - started
-                if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
-                    stop_reason = f"wall time of {cfg.budget.wall_time_s:g} s spent"
-                    break
-                if self._cost_spent():
-                    stop_reason = f"cost budget of {cfg.fidelity.max_cost:g} spent"
-                    break
-                it = store.next_iteration()
-                if not self._start_iteration(it):
-                    stop_reason = "the generator found no new valid candidates"
-                    break
-                self._evaluate(it)
-                store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
+            if cfg.execution.mode == "async":
+                stop_reason = self._run_async(started, elapsed_before)
+            else:
+                stop_reason = self._run_batches(started, elapsed_before)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -681,6 +663,135 @@ class Campaign:
         if opened_here:
             self.close("FINISHED")
         return summary
+
+    def _stop_reason(self, started: float, elapsed_before: float) -> str | None:
+        """Why no further proposal may be made now (``None``: one may)."""
+        store, cfg = self.store, self.config
+        assert store is not None
+        if store.calls_used() >= cfg.budget.oracle_calls:
+            return "budget spent"
+        wall = elapsed_before + time.monotonic() - started
+        if cfg.budget.wall_time_s is not None and wall >= cfg.budget.wall_time_s:
+            return f"wall time of {cfg.budget.wall_time_s:g} s spent"
+        if self._cost_spent():
+            assert cfg.fidelity is not None and cfg.fidelity.max_cost is not None
+            return f"cost budget of {cfg.fidelity.max_cost:g} spent"
+        return None
+
+    def _run_batches(self, started: float, elapsed_before: float) -> str:
+        """The synchronous loop: ask a batch, evaluate all of it, repeat; the stop reason."""
+        store = self.store
+        assert store is not None
+        for open_it in store.open_iterations():
+            self.reporter.message(f"resuming iteration {open_it}: "
+                                  f"{len(store.jobs('pending', open_it))} oracle "
+                                  f"calls pending")
+            self._evaluate(open_it)
+        while True:
+            reason = self._stop_reason(started, elapsed_before)
+            if reason is not None:
+                return reason
+            it = store.next_iteration()
+            if not self._start_iteration(it):
+                return "the generator found no new valid candidates"
+            self._evaluate(it)
+            store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
+
+    def _run_async(self, started: float, elapsed_before: float) -> str:
+        """The asynchronous loop: a free worker gets the next proposal at once.
+
+        Every pending job (of a stopped run, or handed out by :meth:`ask`) is queued
+        first. While fewer than ``[execution] workers`` jobs of the campaign's oracle are
+        in flight and the budget allows, an iteration proposing one molecule per free
+        worker is asked, conditioned on every pending job (the kriging believer of a
+        batch); each result is committed as it lands and its worker refilled. The store
+        keeps, per iteration, how many results had been committed when it was asked
+        (meta ``async/<iteration>``); with the jobs' commit order (``finished_at``) that
+        is what a replay needs. Worker utilisation (oracle busy time over ``workers`` x
+        wall time) is stored (meta ``async/utilisation``) and logged to MLflow.
+
+        Returns:
+            Why the loop stopped.
+        """
+        from bodisc.execution.feed import TaskFeed
+        from bodisc.execution.tasks import oracle_task
+
+        store, cfg = self.store, self.config
+        assert store is not None
+        workers = cfg.execution.workers
+        feed = TaskFeed()
+        in_flight: dict[int, Job] = {}
+        cached: list[Any] = []  # results a shared cache already held
+        reason: list[str] = []
+
+        def queue(it: int) -> None:
+            for job in store.jobs("pending", it, fidelity=None):
+                if job.id in in_flight:
+                    continue
+                oracle, options = self._oracle_of(job.fidelity)
+                settings = json.dumps([oracle, options])
+                hit = (self.cache.lookup("oracle", settings, [job.inchikey])
+                       if self.cache is not None else {})
+                if job.inchikey in hit:
+                    from bodisc.execution.local import TaskOutcome
+
+                    value, failure, seconds = hit[job.inchikey]
+                    cached.append((job, TaskOutcome(job.id, value, failure, seconds)))
+                    continue
+                in_flight[job.id] = job
+                feed.add(job.id, (oracle, options, job.smiles))
+
+        def refill() -> None:
+            while not reason and len(in_flight) < workers:
+                why = self._stop_reason(started, elapsed_before)
+                if why is not None:
+                    reason.append(why)
+                    return
+                it = store.next_iteration()
+                store.set_meta(f"async/{it}", {"results_committed": store.results_committed()})
+                if not self._start_iteration(it, workers - len(in_flight)):
+                    reason.append("the generator found no new valid candidates")
+                    return
+                queue(it)
+                drain_cached()
+
+        def settle(job: Job, out: Any) -> None:
+            self._commit(out, job.fidelity)
+            self.reporter.progress(job.iteration, store.calls_used(), self._best_value())
+            self._complete_if_done(job.iteration, {"oracle_s": float(out.seconds)})
+
+        def drain_cached() -> None:
+            while cached:
+                settle(*cached.pop(0))
+
+        open_its = store.open_iterations()
+        if open_its:
+            self.reporter.message(f"resuming: {len(store.jobs('pending', fidelity=None))} "
+                                  f"oracle calls pending")
+        for it in open_its:
+            queue(it)
+        drain_cached()
+        refill()
+        t0, busy = time.monotonic(), 0.0
+        for out in self.executor.run(oracle_task, feed, cfg.execution.oracle_timeout_s):
+            job = in_flight.pop(out.key)
+            busy += float(out.seconds)
+            if self.cache is not None:
+                oracle, options = self._oracle_of(job.fidelity)
+                self.cache.put("oracle", json.dumps([oracle, options]), job.inchikey,
+                               out.value, out.failure, out.seconds)
+            settle(job, out)
+            store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
+            refill()
+        wall = time.monotonic() - t0
+        if wall > 0 and busy > 0:
+            utilisation = min(1.0, busy / (workers * wall))
+            store.set_meta("async/utilisation", {"utilisation": utilisation, "busy_s": busy,
+                                                 "wall_s": wall, "workers": workers})
+            if self.tracker is not None:
+                self.tracker.log_metrics({"worker_utilisation": utilisation},
+                                         step=store.calls_used())
+        return reason[0] if reason else "budget spent"
 
     # -- one iteration ----------------------------------------------------------------
     def _labelled(self) -> list[Job]:
@@ -776,8 +887,11 @@ class Campaign:
         # labels here are in maximisation form: a proxy mean's sign follows the direction
         options = surrogate_options(s, self.config.random_seed, self.features.names,
                                     self.sign)
+        # asynchronous: hyperparameters re-optimised once a batch's worth of labels came
+        every = (self.config.acquisition.batch_size
+                 if self.config.execution.mode == "async" else 1)
         return SurrogateSettings(s.kind, s.kernel, s.device, s.precision, options,
-                                 s.warm_start, s.refit_growth, s.restarts)
+                                 s.warm_start, s.refit_growth, s.restarts, every)
 
     def _design_labels(self) -> tuple[set[str], np.ndarray, np.ndarray] | None:
         """What a causal design learns from when the campaign starts from labels.
@@ -811,7 +925,7 @@ class Campaign:
         # batches count from 1 after the seeds; a campaign that starts from labelled data
         # and has no seeds makes its first model batch in iteration 0
         seeded = bool(cfg.seed_molecules) or cfg.draws_pool_seeds
-        name = staged(acq.name, it if seeded else it + 1, self.store.calls_used(),
+        name = staged(acq.name, self._batch_number(it, seeded), self.store.calls_used(),
                       cfg.budget.oracle_calls, acq.warmup_batches, acq.greedy_until)
         spec = ACQUISITIONS[name]
         settings = self.surrogate_settings()
@@ -876,6 +990,19 @@ class Campaign:
             values = [j.value for j in train]
             return self._jobs(batch, cand), len(cand), (float(min(values)), float(max(values)))
         return self._jobs(batch, cand), len(cand), None
+
+    def _batch_number(self, it: int, seeded: bool) -> int:
+        """Which batch (1: the first after the seeds) iteration ``it`` counts as.
+
+        In batch mode an iteration is a batch. An asynchronous iteration proposes one
+        molecule, so it counts as the batch its oracle calls would have fallen in:
+        ``[acquisition] warmup_batches`` means the same number of calls in both modes.
+        """
+        if self.config.execution.mode != "async":
+            return it if seeded else it + 1
+        assert self.store is not None
+        seeds = len(self.store.jobs(None, 0)) if seeded else 0
+        return (self.store.calls_used() - seeds) // self.config.acquisition.batch_size + 1
 
     def _choose_several(self, it: int, train: Sequence[Job], matrix: Any,
                         cand: Sequence[Any], waiting: Sequence[Job], q: int,
@@ -1025,10 +1152,9 @@ class Campaign:
         assert store is not None
         self.reporter.phase(it, "oracle")
         t0 = time.perf_counter()
-        groups = [(TARGET, cfg.oracle.name, self.oracle_options)]
-        if cfg.fidelity is not None:  # the cheap calls first: they are quick
-            groups.insert(0, ("cheap", cfg.fidelity.cheap_oracle, self.cheap_options))
-        for fidelity, oracle, options in groups:
+        groups = [TARGET] if cfg.fidelity is None else ["cheap", TARGET]  # cheap: quick
+        for fidelity in groups:
+            oracle, options = self._oracle_of(fidelity)
             pending = store.jobs("pending", it, fidelity=fidelity)
             if not pending and fidelity != TARGET:
                 continue
@@ -1038,20 +1164,31 @@ class Campaign:
             for out in self._execute("oracle", settings, oracle_task, tasks,
                                      {j.id: j.inchikey for j in pending},
                                      cfg.execution.oracle_timeout_s):
-                failpoint("oracle.result")
-                if out.failure is not None:
-                    store.finish_job(out.key, None, out.failure, out.seconds)
-                elif fidelity != TARGET:
-                    res = out.value
-                    store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
-                else:  # the objective's value, and every property the campaign models
-                    res = out.value
-                    value, failure, props = self.objectives.label(res.value, res.failure,
-                                                                  res.properties)
-                    store.finish_job(out.key, value, failure, res.seconds, res.extras, props)
-                failpoint("oracle.commit")
+                self._commit(out, fidelity)
                 self.reporter.progress(it, store.calls_used(), self._best_value())
         self._complete_if_done(it, {"oracle_s": time.perf_counter() - t0})
+
+    def _oracle_of(self, fidelity: str) -> tuple[str, str]:
+        """The oracle name and options (JSON) of a job of this fidelity."""
+        if fidelity != TARGET and self.config.fidelity is not None:
+            return self.config.fidelity.cheap_oracle, self.cheap_options
+        return self.config.oracle.name, self.oracle_options
+
+    def _commit(self, out: Any, fidelity: str) -> None:
+        """Commit one executor outcome (an :class:`~bodisc.oracle.OracleResult` or a failure)."""
+        assert self.store is not None
+        failpoint("oracle.result")
+        if out.failure is not None:
+            self.store.finish_job(out.key, None, out.failure, out.seconds)
+        elif fidelity != TARGET:
+            res = out.value
+            self.store.finish_job(out.key, res.value, res.failure, res.seconds, res.extras)
+        else:  # the objective's value, and every property the campaign models
+            res = out.value
+            value, failure, props = self.objectives.label(res.value, res.failure,
+                                                          res.properties)
+            self.store.finish_job(out.key, value, failure, res.seconds, res.extras, props)
+        failpoint("oracle.commit")
 
     def _complete_if_done(self, it: int, timings: dict[str, float]) -> None:
         """Once no job of iteration ``it`` is pending: its metrics, then MLflow."""

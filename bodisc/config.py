@@ -280,14 +280,21 @@ class BudgetConfig(_Frozen):
 
 
 class ExecutionConfig(_Frozen):
-    """Where oracle and descriptor work runs.
+    """Where oracle and descriptor work runs, and how the oracle's workers are fed.
 
     ``kind = "local"``: a pool of worker processes on this machine. ``kind = "dask"``: a
     Dask cluster, the one at ``scheduler`` (``tcp://host:port``) or, without it, a
-    ``LocalCluster`` of ``workers`` processes started with the campaign.
+    ``LocalCluster`` of ``workers`` processes started with the campaign. ``mode``:
+    synchronous batches, or asynchronous proposals (at most ``workers`` oracle jobs in
+    flight, one proposal per returned job).
     """
 
     kind: Literal["local", "dask"] = "local"
+    mode: Literal["batch", "async"] = Field(
+        default="batch",
+        description="batch: the next batch is chosen once every job of the last has "
+                    "returned; async: a free worker gets the next molecule at once, chosen "
+                    "conditioned on every pending job")
     scheduler: str | None = Field(
         default=None, description="Dask scheduler address (kind = dask); none: a LocalCluster"
     )

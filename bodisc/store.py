@@ -506,6 +506,11 @@ class CampaignStore:
             return int(self._db.execute(sql).fetchone()[0])
         return int(self._db.execute(sql + " AND fidelity = ?", (fidelity,)).fetchone()[0])
 
+    def results_committed(self) -> int:
+        """Jobs of every fidelity with a committed result (done or failed)."""
+        return int(self._db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('done', 'failed')").fetchone()[0])
+
     def iterations(self) -> list[dict[str, Any]]:
         """All iteration rows as dicts, in order."""
         rows = self._rows("SELECT * FROM iterations ORDER BY iteration")

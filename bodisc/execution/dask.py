@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bodisc.errors import BodiscError
+from bodisc.execution.feed import TaskFeed, as_queue
 from bodisc.execution.local import _THREAD_VARS, LocalExecutor, TaskOutcome
 
 if TYPE_CHECKING:
@@ -149,13 +150,15 @@ class DaskExecutor:
         self.close()
 
     # -- work -------------------------------------------------------------------------
-    def run(self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, tuple[Any, ...]]],
+    def run(self, fn: Callable[..., Any],
+            tasks: Sequence[tuple[Any, tuple[Any, ...]]] | TaskFeed,
             timeout_s: float) -> Iterator[TaskOutcome]:
         """Run ``fn(*args)`` for every ``(key, args)`` on the cluster; yield as they finish.
 
         Args:
             fn: A top-level function the workers can import.
-            tasks: ``(key, args)`` pairs.
+            tasks: ``(key, args)`` pairs, or a :class:`~bodisc.execution.feed.TaskFeed`
+                the caller adds to while outcomes come back.
             timeout_s: Time limit of one task, from when it is seen executing.
 
         Yields:
@@ -167,7 +170,7 @@ class DaskExecutor:
         """
         from distributed import wait
 
-        queue = list(tasks)[::-1]
+        queue = as_queue(tasks)
         if not queue:
             return
         client = self.client

@@ -26,6 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from bodisc.execution.feed import TaskFeed, as_queue
+
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -140,19 +142,21 @@ class LocalExecutor:
     def __exit__(self, *exc: object) -> None:
         self._kill_pool() if exc[0] is not None else self.close()
 
-    def run(self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, tuple[Any, ...]]],
+    def run(self, fn: Callable[..., Any],
+            tasks: Sequence[tuple[Any, tuple[Any, ...]]] | TaskFeed,
             timeout_s: float) -> Iterator[TaskOutcome]:
         """Run ``fn(*args)`` for every ``(key, args)`` and yield outcomes as they finish.
 
         Args:
             fn: A picklable top-level function.
-            tasks: ``(key, args)`` pairs.
+            tasks: ``(key, args)`` pairs, or a :class:`~bodisc.execution.feed.TaskFeed`
+                the caller adds to while outcomes come back.
             timeout_s: Time limit of one task, from its start.
 
         Yields:
             One :class:`TaskOutcome` per task, in completion order.
         """
-        queue = list(tasks)[::-1]
+        queue = as_queue(tasks)
         solo: list[tuple[Any, tuple[Any, ...]]] = []  # suspects, retried one at a time
         while queue or solo:
             if solo:
@@ -161,8 +165,8 @@ class LocalExecutor:
             broken = yield from self._run_batch(fn, queue, timeout_s)
             solo.extend(broken)
 
-    def _run_batch(self, fn: Callable[..., Any], queue: list[tuple[Any, tuple[Any, ...]]],
-                   timeout_s: float
+    def _run_batch(self, fn: Callable[..., Any],
+                   queue: list[tuple[Any, tuple[Any, ...]]] | TaskFeed, timeout_s: float
                    ) -> Iterator[TaskOutcome]:  # returns the tasks in flight at a crash
         in_flight: dict[Future[Any], tuple[Any, tuple[Any, ...], float]] = {}
         while queue or in_flight:

@@ -4,10 +4,11 @@ Every fit of a campaign, of the QM9 replay and of the sample-efficiency benchmar
 through :func:`fit_surrogate`. Warm-startable kinds start from the hyperparameters of the
 previous fit (``warm_start``); with ``refit_growth > 1`` they are re-optimised only once
 the labels have grown by that factor since the last optimisation, and in between the model
-is conditioned on the new labels with the stored hyperparameters; with ``restarts > 1`` a
-GP is fitted from that many starting points as one batched model. The schedule's state
-(:class:`FitState`) is passed in and returned, never kept: a campaign stores it per
-iteration, so a resumed campaign fits exactly as an uninterrupted one.
+is conditioned on the new labels with the stored hyperparameters (likewise until
+``refit_every`` labels have come); with ``restarts > 1`` a GP is fitted from that many
+starting points as one batched model. The schedule's state (:class:`FitState`) is passed
+in and returned, never kept: a campaign stores it per iteration, so a resumed campaign
+fits exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class SurrogateSettings:
         refit_growth: Re-optimise only once the labels grew by this factor (1: always).
         restarts: Starting points of an optimisation, for kinds that fit them as one
             batched model (``gp``).
+        refit_every: Re-optimise only once this many labels came since the last
+            optimisation (1: always). An asynchronous campaign sets its batch size, so it
+            optimises as often per oracle call as a batch campaign does.
     """
 
     kind: str = "gp"
@@ -45,6 +49,7 @@ class SurrogateSettings:
     warm_start: bool = True
     refit_growth: float = 1.0
     restarts: int = 1
+    refit_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,9 @@ def fit_surrogate(settings: SurrogateSettings, X: np.ndarray, y: np.ndarray,
     last = previous if previous is not None and previous.kind == s.kind else None
     init = last.state if last is not None and s.warm_start else None
     optimised_at = n
-    if last is not None and s.refit_growth > 1.0 and n < last.optimised_at * s.refit_growth:
+    if last is not None and (
+            (s.refit_growth > 1.0 and n < last.optimised_at * s.refit_growth)
+            or (s.refit_every > 1 and n < last.optimised_at + s.refit_every)):
         model.fit(X, y, init=last.state, optimise=False)  # condition only
         optimised_at = last.optimised_at
     elif s.restarts > 1 and spec.multistart:

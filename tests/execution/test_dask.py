@@ -55,6 +55,20 @@ def test_local_cluster_runs_every_task_once_on_single_threaded_workers():
     assert {o.value[0] for o in info} == {"1"}
 
 
+def test_local_cluster_takes_tasks_added_while_it_runs():
+    """An asynchronous campaign adds a task for every result that comes back."""
+    from bodisc.execution.feed import TaskFeed
+
+    feed = TaskFeed([(0, (0,)), (1, (1,))])
+    seen = []
+    with DaskExecutor(2) as ex:
+        for out in ex.run(square, feed, timeout_s=60):
+            seen.append((out.key, out.value))
+            if out.key < 6:
+                feed.add(out.key + 2, (out.key + 2,))
+    assert sorted(seen) == [(k, k * k) for k in range(8)]
+
+
 @pytest.mark.slow
 def test_local_cluster_isolates_crash_hang_and_error():
     import dask
@@ -206,6 +220,25 @@ def test_campaign_on_a_local_cluster(tmp_path):
     check_labelled_once(tmp_path / "runs/tiny/store.sqlite", 10)
     pids = {pid for _, pid, _ in calls(tmp_path)}
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes did the work
+
+
+@pytest.mark.slow
+def test_async_campaign_on_a_local_cluster(tmp_path):
+    """Asynchronous mode on Dask: each result frees a worker that gets the next molecule."""
+    path = slow_campaign(tmp_path, 'kind = "dask"\nmode = "async"', seconds=0.3)
+    proc = start(path, tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    store = tmp_path / "runs/tiny/store.sqlite"
+    check_labelled_once(store, 10)
+    with sqlite3.connect(store) as db:
+        sizes = [n for (n,) in db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE iteration > 0 GROUP BY iteration")]
+        utilisation = db.execute(
+            "SELECT value FROM meta WHERE key = 'async/utilisation'").fetchone()
+    assert sizes and max(sizes) <= 2  # one proposal per free worker, never a batch of 3
+    assert utilisation is not None
+    assert len({pid for _, pid, _ in calls(tmp_path)}) == 2
 
 
 def test_execution_settings_are_validated(tmp_path):

@@ -1,4 +1,4 @@
-"""The one refit schedule: warm starts, refit_growth, restarts, and its state's round trip."""
+"""The one refit schedule: warm starts, refit_growth, refit_every, restarts; its state."""
 
 import numpy as np
 import pytest
@@ -24,6 +24,19 @@ def test_refit_growth_conditions_between_optimisations(data):
     assert model.fit_evaluations == 0
     _, third = fit_surrogate(settings, X[:61], y[:61], second)  # 61 >= 60: re-optimised
     assert third.optimised_at == 61 and third.state != first.state
+
+
+def test_refit_every_conditions_until_that_many_labels_came(data):
+    """The asynchronous schedule: re-optimised once a batch's worth of labels came."""
+    X, y = data
+    settings = SurrogateSettings("gp", device="cpu", refit_every=8)
+    _, first = fit_surrogate(settings, X[:40], y[:40])
+    for n in (41, 44, 47):  # one label at a time: conditioned only
+        model, state = fit_surrogate(settings, X[:n], y[:n], first)
+        assert state.optimised_at == 40 and state.state == first.state
+        assert model.fit_evaluations == 0
+    _, later = fit_surrogate(settings, X[:48], y[:48], first)  # 48 = 40 + 8
+    assert later.optimised_at == 48 and later.state != first.state
 
 
 def test_warm_start_starts_from_the_previous_state_and_cold_does_not(data):

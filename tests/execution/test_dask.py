@@ -239,6 +239,13 @@ def test_async_campaign_on_a_local_cluster(tmp_path):
     assert sizes and max(sizes) <= 2  # one proposal per free worker, never a batch of 3
     assert utilisation is not None
     assert len({pid for _, pid, _ in calls(tmp_path)}) == 2
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert 0.0 < run.data.metrics["worker_utilisation"] <= 1.0
+    history = client.get_metric_history(run.info.run_id, "call/best_so_far")
+    assert sorted(m.step for m in history) == list(range(1, 11))  # step = oracle calls
 
 
 def test_execution_settings_are_validated(tmp_path):

@@ -719,6 +719,75 @@ def bench_objectives_cmd(
         typer.echo(f"wrote {json_out}")
 
 
+@bench_app.command("async")
+def bench_async_cmd(
+    sources: Annotated[str, typer.Option(help="Call-time sources: xtb, dft.")] = "dft",
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
+    budget: Annotated[int, typer.Option(help="Oracle calls per campaign.", min=10)] = 100,
+    workers: Annotated[int, typer.Option(help="Workers of both modes.", min=1)] = 4,
+    batch: Annotated[int, typer.Option(help="Batch size of batch mode.", min=1)] = 8,
+    scale: Annotated[float, typer.Option(help="Factor on every measured call time.",
+                                         min=0.0)] = 0.1,
+    times: Annotated[Path, typer.Option(help="Measured call times (JSON by source); "
+                                             "measured first when missing.")]
+        = Path("docs/results/async/oracle_times.json"),
+    out: Annotated[Path, typer.Option(help="Folder of the campaigns' stores and the runs "
+                                           "(JSON lines, resumable).")]
+        = Path("runs/bench/async"),
+    json_out: JsonOpt = None,
+) -> None:
+    """Batch against asynchronous campaigns on an oracle with measured call times."""
+    import json
+
+    from bodisc.bench import asynchronous as ab
+
+    source_list = [x.strip() for x in sources.split(",") if x.strip()]
+    for x in source_list:
+        if x not in ab.SOURCES:
+            raise typer.BadParameter(f"{x!r}; choose from: {', '.join(ab.SOURCES)}",
+                                     param_hint="--sources")
+    measured = json.loads(times.read_text()) if times.exists() else {}
+    for x in source_list:
+        if x not in measured:
+            typer.echo(f"measuring {x} call times (once) into {times}")
+            measured[x] = ab.measure_times(x, echo=typer.echo)
+            times.parent.mkdir(parents=True, exist_ok=True)
+            times.write_text(json.dumps(measured, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    runs_path = out / "async.jsonl"
+    done = {}
+    if runs_path.exists():
+        for line in runs_path.read_text().splitlines():
+            r = json.loads(line)
+            if (r["budget"], r["workers"], r["batch"], r["scale"]) == (budget, workers,
+                                                                       batch, scale):
+                done[(r["source"], r["mode"], r["seed"])] = r
+    for seed in _parse_seeds(seeds):
+        for x in source_list:
+            for mode in ab.MODES:
+                if (x, mode, seed) in done:
+                    continue
+                r = ab.run_one_campaign(x, mode, seed, times=times, root=out / "stores",
+                                        budget=budget, workers=workers, batch=batch,
+                                        scale=scale)
+                done[(x, mode, seed)] = r
+                with runs_path.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+                typer.echo(f"{x} {mode} seed {seed}: {r['wall_s']:.0f} s, utilisation "
+                           f"{r['utilisation']:.2f}, best {r['best']:.2f} D, top-10 AUC "
+                           f"{r['auc_top10']:.2f}")
+    records = list(done.values())
+    table = ab.format_table(ab.summarise(records))
+    (out / "async.md").write_text(table + "\n")
+    typer.echo(table)
+    if json_out:
+        payload = {"settings": {"budget": budget, "workers": workers, "batch": batch,
+                                "scale": scale, "times": str(times)},
+                   "summary": ab.summarise(records), "runs": records}
+        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        typer.echo(f"wrote {json_out}")
+
+
 @bench_app.command("qm9-descriptors")
 def bench_qm9_descriptors_cmd(
     sample: Annotated[int, typer.Option(

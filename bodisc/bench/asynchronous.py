@@ -1,0 +1,251 @@
+"""Batch against asynchronous campaigns on an oracle with measured call times.
+
+The same QM9-pool campaign runs in batch mode (batch of ``batch``) and in async mode with
+``workers`` workers. Its oracle (:class:`TimedQM9Oracle`) returns QM9's B3LYP dipole
+after sleeping for a measured call time: that of a measured call of the nearest heavy-atom
+count, chosen by the molecule's InChIKey, times ``scale``. Sleeping workers use no CPU, so
+4 workers on 2 cores measure scheduling, not contention. The call times come from
+:func:`measure_times` (xTB and DFT, run once, committed as JSON).
+
+Per time source, mode and seed: wall time to the budget, worker utilisation (the calls'
+seconds over ``workers`` x wall time), the best dipole and the top-10 AUC against calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bodisc.builtin_oracles.qm9 import QM9Options, QM9Oracle
+
+SOURCES = ("xtb", "dft")
+MODES = ("batch", "async")
+
+# The oracles whose call times are measured: the dipole campaign's xTB oracle and the
+# shipped DFT campaign's (campaigns/dipole_dft.toml), on CPU with one thread.
+TIMED_ORACLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "xtb": ("xtb_dipole", {"n_conformers": 3}),
+    "dft": ("pyscf_dipole", {"functional": "b3lyp", "basis": "def2-svp", "density_fit": True,
+                             "conv_tol": 1e-9, "max_cycle": 100, "threads": 1,
+                             "device": "cpu", "geometry": {"n_conformers": 3}}),
+}
+
+
+def measure_times(source: str, per_size: int = 2, sizes: Sequence[int] = range(2, 10),
+                  seed: int = 0, echo: Callable[[str], None] | None = None
+                  ) -> dict[str, Any]:
+    """Time the ``source`` oracle on QM9 molecules, ``per_size`` per heavy-atom count.
+
+    Args:
+        source: A key of :data:`TIMED_ORACLES`.
+        per_size: Molecules per heavy-atom count.
+        sizes: The heavy-atom counts.
+        seed: Seed of the QM9 sample.
+        echo: Progress lines.
+
+    Returns:
+        ``{"source", "oracle", "options", "smiles", "heavy_atoms", "seconds", "failed"}``
+        (lists in call order; a failed call's seconds count: a worker was busy as long).
+    """
+    from rdkit import Chem
+
+    from bodisc.data import load_qm9
+    from bodisc.oracle import resolve_oracle, run_one
+
+    name, options = TIMED_ORACLES[source]
+    cls = resolve_oracle(name)
+    oracle = cls(cls.Options.model_validate(options))
+    table = load_qm9(["smiles"])
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    wanted = {n: per_size for n in sizes}
+    picked: list[tuple[str, int]] = []
+    for i in order:
+        smi = str(table["smiles"].iloc[int(i)])
+        n = Chem.MolFromSmiles(smi).GetNumHeavyAtoms()
+        if wanted.get(n, 0) > 0:
+            wanted[n] -= 1
+            picked.append((smi, n))
+        if not any(wanted.values()):
+            break
+    out: dict[str, Any] = {"source": source, "oracle": name, "options": options,
+                           "smiles": [], "heavy_atoms": [], "seconds": [], "failed": []}
+    for smi, n in sorted(picked, key=lambda p: p[1]):
+        res = run_one(oracle, smi)
+        out["smiles"].append(smi)
+        out["heavy_atoms"].append(n)
+        out["seconds"].append(float(res.seconds))
+        out["failed"].append(res.failure is not None)
+        if echo:
+            echo(f"{source} {smi} ({n} heavy atoms): {res.seconds:.2f} s"
+                 + (f" failed: {res.failure}" if res.failure else ""))
+    return out
+
+
+@lru_cache(maxsize=4)
+def _times(path: str, source: str) -> tuple[np.ndarray, np.ndarray]:
+    data = json.loads(Path(path).read_text())[source]
+    return np.asarray(data["heavy_atoms"], dtype=int), np.asarray(data["seconds"], float)
+
+
+def call_time(path: str, source: str, inchikey: str, heavy_atoms: int) -> float:
+    """A measured call time for a molecule: one of the nearest heavy-atom count's calls."""
+    sizes, seconds = _times(path, source)
+    nearest = sizes[np.argmin(np.abs(sizes - heavy_atoms))]
+    pool = seconds[sizes == nearest]
+    pick = int(hashlib.sha1(inchikey.encode()).hexdigest(), 16) % len(pool)
+    return float(pool[pick])
+
+
+class TimedQM9Options(QM9Options):
+    """Options of :class:`TimedQM9Oracle`: the QM9 property, the times file and source.
+
+    Attributes:
+        times: JSON file of :func:`measure_times` results, keyed by source.
+        source: Which source's times (``xtb`` or ``dft``).
+        scale: Factor on every sleep (stated with every result).
+    """
+
+    times: str
+    source: str = "dft"
+    scale: float = 1.0
+
+
+class TimedQM9Oracle(QM9Oracle):
+    """QM9's label after sleeping for a measured call time (the benchmark's oracle)."""
+
+    name: ClassVar[str] = "timed_qm9"
+    Options: ClassVar[type] = TimedQM9Options
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        # QM9's table is read when the worker builds the oracle, not in the first call:
+        # a call's seconds are its sleep and look-up only
+        super().evaluate("C")
+
+    def evaluate(self, smiles: str) -> tuple[float, dict[str, Any]]:
+        """The QM9 label, returned after the molecule's measured call time x ``scale``."""
+        from bodisc.chem.molecule import record_from_smiles
+
+        record = record_from_smiles(smiles)
+        opts = self.options
+        seconds = call_time(opts.times, opts.source, record.inchikey, record.heavy_atoms)
+        time.sleep(seconds * opts.scale)
+        return super().evaluate(smiles)
+
+
+CAMPAIGN = """
+name = "async_{source}_{mode}_{seed}"
+random_seed = {seed}
+
+[objective]
+property = "dipole"
+direction = "maximize"
+unit = "D"
+
+[pool]
+source = "qm9"
+subset = {pool}
+n_seeds = {seeds}
+candidates_per_iteration = {candidates}
+
+[acquisition]
+name = "logei"
+batch_size = {batch}
+
+[oracle]
+name = "bodisc.bench.asynchronous:TimedQM9Oracle"
+
+[oracle.options]
+property = "dipole"
+times = "{times}"
+source = "{source}"
+scale = {scale}
+
+[budget]
+oracle_calls = {budget}
+
+[execution]
+workers = {workers}
+mode = "{mode}"
+oracle_timeout_s = 3600
+worker_memory_gb = 4
+
+[paths]
+store = "{root}/{name}.sqlite"
+export_csv = "{root}/{name}.csv"
+mlruns = "{root}/mlruns"
+"""
+
+
+def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Path,
+                     budget: int = 100, workers: int = 4, batch: int = 8, scale: float = 0.1,
+                     pool: int = 5000, seeds: int = 8, candidates: int = 1000
+                     ) -> dict[str, Any]:
+    """One campaign of the benchmark, from a fresh store; its record."""
+    from bodisc.campaign import Campaign, discard_store
+    from bodisc.config import load_campaign
+    from bodisc.metrics import top_k_auc
+
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"async_{source}_{mode}_{seed}"
+    path = root / f"{name}.toml"
+    path.write_text(CAMPAIGN.format(source=source, mode=mode, seed=seed, pool=pool,
+                                    seeds=seeds, candidates=candidates, batch=batch,
+                                    times=times.resolve(), scale=scale, budget=budget,
+                                    workers=workers, root=root.resolve(), name="{name}"))
+    config = load_campaign(path)
+    discard_store(config)
+    t0 = time.monotonic()
+    with Campaign(config, str(path), tracking=False) as campaign:
+        summary = campaign.run()
+        wall = time.monotonic() - t0
+        jobs = sorted(campaign.store.jobs(fidelity=None), key=lambda j: j.finished_at or 0)
+    busy = float(sum(j.seconds or 0.0 for j in jobs))
+    calls = [(j.inchikey, j.value) for j in jobs]
+    values = [j.value for j in jobs if j.value is not None]
+    return {"source": source, "mode": mode, "seed": seed, "workers": workers,
+            "batch": batch, "scale": scale, "budget": budget, "calls": len(jobs),
+            "wall_s": wall, "utilisation": busy / (workers * wall) if wall > 0 else None,
+            "busy_s": busy, "best": max(values) if values else None,
+            "auc_top10": top_k_auc(calls, budget), "stop_reason": summary.stop_reason}
+
+
+def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds per (source, mode), with async/batch wall."""
+    rows = []
+    for source in SOURCES:
+        for mode in MODES:
+            rs = [r for r in records if r["source"] == source and r["mode"] == mode]
+            if not rs:
+                continue
+            row: dict[str, Any] = {"source": source, "mode": mode, "seeds": len(rs)}
+            for key in ("wall_s", "utilisation", "best", "auc_top10"):
+                vals = [r[key] for r in rs if r.get(key) is not None]
+                row[key], row[f"{key}_sd"] = float(np.mean(vals)), float(np.std(vals))
+            rows.append(row)
+        both = {r["mode"]: r for r in rows if r["source"] == source}
+        if len(both) == 2:
+            both["async"]["wall_ratio"] = both["async"]["wall_s"] / both["batch"]["wall_s"]
+    return rows
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of :func:`summarise` rows."""
+    out = ["| source | mode | seeds | wall (s) | async / batch wall | utilisation | best (D) "
+           "| top-10 AUC |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['wall_ratio']:.2f}" if "wall_ratio" in r else "-"
+        out.append(f"| {r['source']} | {r['mode']} | {r['seeds']} | "
+                   f"{r['wall_s']:.0f} ± {r['wall_s_sd']:.0f} | {ratio} | "
+                   f"{r['utilisation']:.2f} ± {r['utilisation_sd']:.2f} | "
+                   f"{r['best']:.2f} ± {r['best_sd']:.2f} | "
+                   f"{r['auc_top10']:.2f} ± {r['auc_top10_sd']:.2f} |")
+    return "\n".join(out)

@@ -1,0 +1,50 @@
+"""``bodisc bench async``: the timed QM9 oracle and one campaign of each mode, small."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bodisc.bench import asynchronous as ab
+
+
+@pytest.fixture
+def times(tmp_path):
+    path = tmp_path / "times.json"
+    path.write_text(json.dumps({"dft": {"heavy_atoms": [2, 2, 5, 9],
+                                        "seconds": [0.01, 0.02, 0.05, 0.09]}}))
+    return path
+
+
+def test_a_call_time_is_a_measured_one_of_the_nearest_size(times):
+    ab._times.cache_clear()
+    key = "LFQSCWFLJHTTHZ-UHFFFAOYSA-N"
+    assert ab.call_time(str(times), "dft", key, 2) in (0.01, 0.02)
+    assert ab.call_time(str(times), "dft", key, 4) == 0.05  # nearest measured size: 5
+    assert ab.call_time(str(times), "dft", key, 12) == 0.09
+    assert ab.call_time(str(times), "dft", key, 2) == ab.call_time(str(times), "dft", key, 2)
+
+
+def test_the_timed_oracle_sleeps_then_returns_the_qm9_label(times):
+    from bodisc.builtin_oracles.qm9 import QM9Oracle
+    from bodisc.oracle import run_one
+
+    oracle = ab.TimedQM9Oracle({"times": str(times), "source": "dft", "scale": 2.0})
+    res = run_one(oracle, "CC#N")
+    assert res.failure is None and res.seconds >= 0.1  # 2 x 0.05 s (3 heavy atoms -> 2 or 5)
+    assert res.value == run_one(QM9Oracle({"property": "dipole"}), "CC#N").value
+
+
+@pytest.mark.slow
+def test_one_campaign_of_each_mode_spends_the_budget(tmp_path, times):
+    records = [ab.run_one_campaign("dft", mode, 0, times=times, root=tmp_path / "runs",
+                                   budget=14, workers=2, batch=4, scale=1.0, pool=300,
+                                   seeds=4, candidates=100) for mode in ab.MODES]
+    for r in records:
+        assert r["calls"] == 14 and r["stop_reason"] == "budget spent"
+        assert 0.0 < r["utilisation"] <= 1.0 and r["wall_s"] > 0
+        assert r["best"] is not None and r["auc_top10"] > 0
+    rows = ab.summarise(records)
+    assert [r["mode"] for r in rows] == ["batch", "async"] and "wall_ratio" in rows[1]
+    assert "| dft | async | 1 |" in ab.format_table(rows)

@@ -270,3 +270,21 @@ def test_multifidelity_campaign_labels_per_oracle_and_resumes_without_recomputin
     assert run.data.metrics["call/best_so_far"] == pytest.approx(
         max(v for f, _, _, st, v, _ in rows if f == TARGET and st == "done"))
     assert "6 target" in out and "cheap" in out
+
+
+@pytest.mark.slow
+def test_an_async_multifidelity_campaign_shares_the_workers_between_oracles(tmp_path):
+    """``mode = "async"`` with ``[fidelity]``: cheap and DFT jobs are proposed one per free
+    worker and the DFT budget is spent exactly."""
+    path = mf_campaign(tmp_path)
+    path.write_text(path.read_text().replace("workers = 2", 'workers = 2\nmode = "async"'))
+    proc = launch(path)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    rows = jobs(tmp_path / "runs/tiny_mf/store.sqlite")
+    assert all(status != "pending" for _, _, _, status, _, _ in rows)
+    calls = Counter(f for f, *_ in rows)
+    assert calls[TARGET] == 6 and calls[CHEAP] >= 3
+    later = Counter(it for _, _, it, *_ in rows if it > 0)
+    assert later and max(later.values()) <= 2  # one proposal per free worker
+    assert {f for f, _, it, *_ in rows if it > 0} <= {CHEAP, TARGET}

@@ -16,6 +16,10 @@ choices an uninterrupted run makes:
 * killed before its batch was recorded, an iteration is redone from the start (the
   descriptors it computed are cached);
 * killed after, only the jobs still ``pending`` are run again.
+
+In asynchronous mode (``[execution] mode = "async"``) an iteration proposes one molecule
+per free worker, so its choices also depend on the order results arrived; the store keeps
+that order (see :meth:`Campaign._run_async` and ``docs/async.md``).
 """
 
 from __future__ import annotations
@@ -618,7 +622,9 @@ class Campaign:
 
         Ask, evaluate the batch with the configured oracle and executor (each result
         committed as it lands), repeat; pending jobs left by a stopped run, or by
-        :meth:`ask` without :meth:`tell`, are evaluated first.
+        :meth:`ask` without :meth:`tell`, are evaluated first. With ``[execution] mode =
+        "async"`` a worker that returns gets the next proposal at once
+        (:meth:`_run_async`).
 
         Raises:
             StoreError: If another process is running this campaign (the message names

@@ -201,6 +201,7 @@ class Campaign:
         self.changed_on_resume: list[str] = []
         self._resources: contextlib.ExitStack | None = None
         self._executor: Any = None
+        self._descriptor_executor: Any = None
 
     # -- opening and closing ------------------------------------------------------------
     def open(self) -> Campaign:
@@ -286,7 +287,7 @@ class Campaign:
             if self.tracker is not None:
                 self.tracker.end(status)
         finally:
-            self._executor = None
+            self._executor = self._descriptor_executor = None
             resources.close()
 
     def __enter__(self) -> Campaign:
@@ -311,6 +312,27 @@ class Campaign:
             self._executor = self._resources.enter_context(
                 make_executor(self.config.execution))
         return self._executor
+
+    @property
+    def descriptor_executor(self) -> Any:
+        """Where descriptors are computed: the executor, or in async mode a pool of its own.
+
+        An asynchronous campaign chooses its next molecule while oracle jobs run in every
+        worker; descriptor tasks sent to the same workers would wait behind those jobs
+        (and a local pool's time limit would count the wait). So in async mode they run
+        in a local pool of ``workers`` processes of their own, busy only while a proposal
+        is being chosen.
+        """
+        if self.config.execution.mode != "async":
+            return self.executor
+        if self._descriptor_executor is None:
+            from bodisc.execution.local import LocalExecutor
+
+            assert self._resources is not None, "open the campaign first"
+            ex = self.config.execution
+            self._descriptor_executor = self._resources.enter_context(
+                LocalExecutor(ex.workers, ex.worker_memory_gb))
+        return self._descriptor_executor
 
     def _open_store(self) -> CampaignStore:
         store = CampaignStore(self.config.path("store"))
@@ -847,7 +869,11 @@ class Campaign:
         self.reporter.phase(it, "generate")
         t0 = time.perf_counter()
         removed: dict[str, int] = {}  # [generator] filters: filter name -> candidates removed
-        candidates = generate(store, cfg, self.features, self.sign, it, gen_rng, removed)
+        size = cfg.acquisition.batch_size if n is None else n
+        share = (min(1.0, size / cfg.acquisition.batch_size)
+                 if cfg.execution.mode == "async" else 1.0)
+        candidates = generate(store, cfg, self.features, self.sign, it, gen_rng, removed,
+                              share)
         if removed:
             from bodisc.chem.filters import metric_name, summary
 
@@ -863,7 +889,6 @@ class Campaign:
         timings["generate_s"] = time.perf_counter() - t0
         if not candidates:
             return False
-        size = cfg.acquisition.batch_size if n is None else n
         q = min(size, remaining, len(candidates))
         if q <= 0:
             return False
@@ -1146,9 +1171,10 @@ class Campaign:
         """
         if not tasks:
             return iter(())
+        executor = self.descriptor_executor if kind == "descriptors" else self.executor
         if self.cache is None:
-            return self.executor.run(fn, tasks, timeout_s)
-        return self.cache.run(kind, settings, self.executor, fn, tasks, molecule_of, timeout_s)
+            return executor.run(fn, tasks, timeout_s)
+        return self.cache.run(kind, settings, executor, fn, tasks, molecule_of, timeout_s)
 
     def _evaluate(self, it: int) -> None:
         """Run the pending jobs of iteration ``it`` with the oracles, then complete it."""

@@ -301,6 +301,17 @@ class CampaignStore:
                 [(k, s, h, o, json.dumps(list(p)), iteration, now) for k, s, h, o, p in rows],
             )
 
+    def generated_between(self, first: int, last: int) -> list[tuple[str, str]]:
+        """Molecules the generator made in iterations ``first`` to ``last - 1``, newest first.
+
+        Returns ``(inchikey, smiles)`` pairs of origin ``mutation`` or ``crossover``.
+        """
+        rows = self._db.execute(
+            "SELECT inchikey, smiles FROM molecules WHERE first_iteration >= ? AND "
+            "first_iteration < ? AND origin IN ('mutation', 'crossover') "
+            "ORDER BY first_iteration DESC, rowid", (first, last))
+        return [(r[0], r[1]) for r in rows]
+
     def smiles_of(self, inchikeys: Sequence[str]) -> dict[str, str]:
         """Canonical SMILES of known molecules."""
         out: dict[str, str] = {}

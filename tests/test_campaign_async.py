@@ -78,6 +78,14 @@ def test_an_async_campaign_keeps_at_most_workers_jobs_in_flight(tmp_path):
         start = min(r[6] for r in later if r[2] == it)
         pending = [r for r in rows if r[6] <= start and (r[7] is None or r[7] > start)]
         assert len(pending) <= 2, (it, pending)
+    # an async iteration generates its share of a batch's 16 candidates afresh and keeps
+    # the recent iterations' unlabelled ones beside them
+    with sqlite3.connect(summary.store) as db:
+        fresh = dict(db.execute("SELECT first_iteration, COUNT(*) FROM molecules "
+                                "GROUP BY first_iteration"))
+        scored = dict(db.execute("SELECT iteration, n_candidates FROM iterations"))
+    assert all(fresh.get(it, 0) <= -(-16 * n // 3) for it, n in by_it.items())
+    assert any(scored[it] > fresh.get(it, 0) for it in by_it)
     # the results committed when each iteration was asked never go down
     counts = [order[it]["results_committed"] for it in sorted(by_it)]
     assert counts == sorted(counts) and counts[-1] < 14

@@ -110,8 +110,14 @@ def cheap_only(store: CampaignStore, it: int) -> list[Job]:
 
 def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
              sign: float, it: int, rng: np.random.Generator,
-             removed: dict[str, int] | None = None) -> list[Any]:
+             removed: dict[str, int] | None = None, share: float = 1.0) -> list[Any]:
     """New candidates of iteration ``it``, recorded in the store.
+
+    With ``share < 1`` (an asynchronous iteration proposing fewer molecules than a batch)
+    the generator makes that share of ``candidates_per_iteration`` afresh, so that
+    generating and featurising costs per oracle call what it does in batch mode; the
+    still-unlabelled molecules it made in the iterations since a batch's worth fill the
+    candidates up to ``candidates_per_iteration`` (their descriptors are in the store).
 
     Args:
         store: The campaign store (labels, exclusions; candidates are added to it).
@@ -123,6 +129,8 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
         rng: The iteration's generator RNG.
         removed: If given, filled with how many candidates each ``[generator]`` filter
             removed (filter name -> count; nothing for a pool campaign or no filters).
+        share: The share of ``candidates_per_iteration`` generated afresh (in ``(0, 1]``;
+            pool campaigns draw their full number, their descriptors being cached).
     """
     from bodisc.chem.generator import Generator, select_parents
 
@@ -151,12 +159,22 @@ def generate(store: CampaignStore, config: CampaignConfig, features: Featuriser,
     if config.sa_max != gen.sa_max:  # an sa_score constraint is the generator's SA filter
         gen = gen.model_copy(update={"sa_max": config.sa_max})
     generator = Generator(gen)
-    candidates = generator.propose(parents, gen.candidates_per_iteration, rng, exclude)
+    wanted = gen.candidates_per_iteration
+    fresh = max(1, int(np.ceil(wanted * share))) if share < 1.0 else wanted
+    candidates = generator.propose(parents, fresh, rng, exclude)
     if removed is not None:
         removed.update(generator.removed)
     store.add_molecules(
         [(c.inchikey, c.smiles, c.heavy_atoms, c.origin, c.parents) for c in candidates], it
     )
+    if fresh < wanted:  # the recent iterations' unlabelled candidates
+        from bodisc.acquisition.multifidelity import KnownMolecule
+
+        made = {c.inchikey for c in candidates}
+        back = int(np.ceil(1.0 / share))
+        kept = [KnownMolecule(k, smi) for k, smi in store.generated_between(it - back, it)
+                if k not in exclude and k not in made]
+        candidates = list(candidates) + kept[:wanted - len(candidates)]
     return candidates
 
 

@@ -116,3 +116,25 @@ def test_an_async_campaign_replays_from_its_store(tmp_path):
             got = [p.inchikey for p in replay.ask(len(picked[it]))]
             assert got == picked[it], f"iteration {it} differs"
     assert told < len(arrived)
+
+
+def test_suggestions_handed_out_before_an_async_run_are_pending_jobs_it_runs(tmp_path):
+    from tests.test_campaign_api import logp
+
+    path = async_campaign(tmp_path, budget=12)
+    with open_campaign(path) as campaign:
+        seeds = campaign.ask()
+        campaign.tell({p.inchikey: logp(p.smiles) for p in seeds})
+        handed = campaign.ask(3)  # out for labelling elsewhere: pending
+        assert len(handed) == 3
+        campaign.run()
+        store = campaign.store
+        done = {j.inchikey: j for j in store.jobs(fidelity=None)}
+        first_async = handed[0].iteration + 1
+        # the three count as jobs in flight: with 2 workers the first proposal waits for
+        # two of them and is made while the third is still pending (conditioned on)
+        committed = store.get_meta(f"async/{first_async}")["results_committed"]
+        assert committed == len(seeds) + 2
+    assert all(done[p.inchikey].status == "done" for p in handed)
+    assert abs(done[handed[0].inchikey].value - logp(handed[0].smiles)) < 1e-6
+    assert len(done) == 12

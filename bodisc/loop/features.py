@@ -187,12 +187,14 @@ class Featuriser:
         frame = qm9_descriptors(list(index.values()), tier=self.tier,
                                 workers=self.config.execution.workers)
         failures = frame.attrs["failures"]
+        values = frame[list(self.tier_names)].to_numpy(dtype=float)
+        row_of = {int(i): r for r, i in enumerate(frame.index)}
         for key, i in index.items():
             if i in failures:
                 store.put_descriptors(key, self.descriptor_set, None, failures[i], 0.0, it)
                 cached[key] = ("failed", None, failures[i])
             else:
-                vector = [float(v) for v in frame.loc[i, list(self.tier_names)]]
+                vector = values[row_of[int(i)]].tolist()
                 store.put_descriptors(key, self.descriptor_set, vector, None, 0.0, it)
                 cached[key] = ("done", vector, None)
 

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +291,11 @@ def test_bad_objective_exits_2_on_the_command_line_and_writes_nothing(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "objectives[1].property = 'dipole'" in lines[0], proc.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "campaigns").glob("*.toml")),
+    ids=lambda p: p.name)
+def test_every_shipped_campaign_file_is_valid(path):
+    cfg = load_campaign(path)
+    assert cfg.name and cfg.budget.oracle_calls > 0

@@ -54,6 +54,17 @@ def test_the_version_lives_in_one_place():
     assert SETUPTOOLS["dynamic"]["version"] == {"attr": "bodisc.__version__"}
 
 
+def test_the_citation_file_names_the_running_version():
+    import yaml
+
+    import bodisc
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert cff["version"] == bodisc.__version__
+    assert cff["license"] == PYPROJECT["project"]["license"]["text"]
+
+
 def _copy_sources(dest: Path) -> None:
     """What the build reads (what an sdist holds), without caches or old build output."""
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")

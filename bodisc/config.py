@@ -6,8 +6,8 @@ A campaign file is read with :mod:`tomllib` and validated into :class:`CampaignC
 allowed, before anything is computed or written.
 
 Relative paths in ``[paths]`` are resolved against the working directory the command is
-run from (the same rule MLflow uses for ``mlruns/``), so the README commands, run from the
-project root, keep everything in the project's ``runs/`` and ``mlruns/``.
+run from (the same rule MLflow uses for ``mlruns/``), so the documented commands, run
+from the project root, keep everything in the project's ``runs/`` and ``mlruns/``.
 """
 
 from __future__ import annotations
@@ -63,10 +63,15 @@ class ObjectiveConfig(_Frozen):
     labels arrive.
     """
 
-    property: str = Field(min_length=1)
-    direction: Direction = "maximize"
-    unit: str = ""
-    reference: float | None = None
+    property: str = Field(
+        min_length=1,
+        description="a property the oracle returns (its name, e.g. dipole)")
+    direction: Direction = Field(default="maximize", description="maximize or minimize")
+    unit: str = Field(default="", description="unit shown in tables and plots")
+    reference: float | None = Field(
+        default=None,
+        description="the hypervolume's reference value for this objective (several "
+                    "objectives); none: from the start labels")
 
 
 class ConstraintConfig(_Frozen):
@@ -78,10 +83,10 @@ class ConstraintConfig(_Frozen):
     anything is computed for them, as ``[generator] sa_max`` does.
     """
 
-    property: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
-    unit: str = ""
+    property: str = Field(min_length=1, description="a property the oracle returns, or sa_score")
+    min: float | None = Field(default=None, description="lowest allowed value")
+    max: float | None = Field(default=None, description="highest allowed value")
+    unit: str = Field(default="", description="unit shown in tables and plots")
 
     @model_validator(mode="after")
     def _window(self) -> ConstraintConfig:
@@ -95,24 +100,46 @@ class ConstraintConfig(_Frozen):
 class GeneratorConfig(_Frozen):
     """SELFIES mutation/crossover settings and the constraints every candidate must meet."""
 
-    candidates_per_iteration: int = Field(default=150, ge=1, le=1_000_000)
-    n_best_parents: int = Field(default=5, ge=1)
-    n_diverse_parents: int = Field(default=5, ge=0)
+    candidates_per_iteration: int = Field(
+        default=150, ge=1, le=1_000_000,
+        description="new candidates the generator makes per iteration")
+    n_best_parents: int = Field(
+        default=5, ge=1,
+        description="parents taken from the best labelled molecules")
+    n_diverse_parents: int = Field(
+        default=5, ge=0,
+        description="parents taken for diversity among the rest")
     max_operations: int = Field(
         default=2, ge=1, le=20, description="SELFIES edits applied to one child (1..n)"
     )
-    crossover_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    replace_weight: float = Field(default=1.0, ge=0.0)
-    insert_weight: float = Field(default=1.0, ge=0.0)
-    delete_weight: float = Field(default=1.0, ge=0.0)
-    allowed_elements: tuple[str, ...] = ("C", "N", "O", "F")
-    max_heavy_atoms: int = Field(default=12, ge=1, le=200)
-    min_heavy_atoms: int = Field(default=1, ge=1)
-    charge_rule: ChargeRule = "neutral"
+    crossover_fraction: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="share of candidates made by crossover of two parents")
+    replace_weight: float = Field(
+        default=1.0, ge=0.0,
+        description="relative weight of SELFIES token replacements")
+    insert_weight: float = Field(
+        default=1.0, ge=0.0,
+        description="relative weight of SELFIES token insertions")
+    delete_weight: float = Field(
+        default=1.0, ge=0.0,
+        description="relative weight of SELFIES token deletions")
+    allowed_elements: tuple[str, ...] = Field(
+        default=("C", "N", "O", "F"),
+        description="elements a candidate may contain (H implied)")
+    max_heavy_atoms: int = Field(
+        default=12, ge=1, le=200,
+        description="largest candidate, heavy atoms")
+    min_heavy_atoms: int = Field(default=1, ge=1, description="smallest candidate, heavy atoms")
+    charge_rule: ChargeRule = Field(
+        default="neutral",
+        description="neutral: no charged atoms; net_neutral: zwitterions allowed; any")
     forbidden_substructures: tuple[str, ...] = Field(
         default=(), description="SMARTS patterns no candidate may contain (structural alerts)"
     )
-    max_attempts_per_candidate: int = Field(default=30, ge=1)
+    max_attempts_per_candidate: int = Field(
+        default=30, ge=1,
+        description="tries per wanted candidate before the generator gives up on it")
     sa_max: float | None = Field(
         default=None, ge=1.0, le=10.0,
         description="remove candidates whose synthetic-accessibility score (Ertl and "
@@ -170,9 +197,15 @@ class GeneratorConfig(_Frozen):
 class DescriptorConfig(_Frozen):
     """Which QMex descriptors feed the surrogate (names checked against the registry)."""
 
-    names: tuple[str, ...] = ()
-    method: Literal["GFN2-xTB"] = "GFN2-xTB"
-    conformer_seed: int = Field(default=61453, ge=0)
+    names: tuple[str, ...] = Field(
+        default=(),
+        description="QMex descriptor names; empty: the whole fast tier")
+    method: Literal["GFN2-xTB"] = Field(
+        default="GFN2-xTB",
+        description="the quantum-chemistry method of the descriptors")
+    conformer_seed: int = Field(
+        default=61453, ge=0,
+        description="seed of the RDKit conformer embedding")
 
 
 def _registered_kind(value: str | None) -> str | None:
@@ -191,7 +224,9 @@ class SurrogateConfig(_Frozen):
 
     kind: str = Field(default="gp", description="a registered surrogate kind "
                                                 "(bodisc.surrogates.SURROGATES)")
-    kernel: Kernel = DEFAULT_KERNEL
+    kernel: Kernel = Field(
+        default=DEFAULT_KERNEL,
+        description="GP kernel: matern52, matern32 or rbf")
     mean: Literal[MEANS] = Field(  # type: ignore[valid-type]  # gp.MEANS, one list
         default="constant",
         description="gp: prior mean; linear follows the descriptors' linear trend beyond "
@@ -203,7 +238,9 @@ class SurrogateConfig(_Frozen):
                                                   "a descriptor ('mu') or a signed sum of "
                                                   "descriptors ('lumo - homo', '2*a + b'), "
                                                   "which the label rises with")
-    device: Device = DEFAULT_DEVICE
+    device: Device = Field(
+        default=DEFAULT_DEVICE,
+        description="auto (CUDA when present), cpu or cuda")
     precision: Precision = Field(
         default=DEFAULT_PRECISION, description="auto: float64; float32 only with CUDA")
     warm_start: bool = Field(
@@ -231,8 +268,10 @@ class AcquisitionConfig(_Frozen):
     ``greedy`` until that share of the budget is spent, then ``name``.
     """
 
-    name: str = "logei"
-    batch_size: int = Field(default=10, ge=1)
+    name: str = Field(
+        default="logei",
+        description="acquisition function (a registered name; bodisc's registry lists them)")
+    batch_size: int = Field(default=10, ge=1, description="molecules proposed per iteration")
     beta: float = Field(default=DEFAULT_BETA, gt=0.0, description="UCB exploration weight")
     rank_by: str = Field(default="mu", description="descriptor, or signed sum of descriptors "
                          "('lumo - homo'), that 'rank' and the warm-up batches order by")
@@ -268,15 +307,23 @@ class AcquisitionConfig(_Frozen):
 class OracleConfig(_Frozen):
     """Oracle name and its own options (validated by the oracle's option model)."""
 
-    name: str = "xtb_dipole"
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        default="xtb_dipole",
+        description="registered oracle name, package.module:Class or path/to/file.py:Class")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the oracle's own options, validated by the oracle")
 
 
 class BudgetConfig(_Frozen):
     """How much the campaign may spend."""
 
-    oracle_calls: int = Field(ge=1)
-    wall_time_s: float | None = Field(default=None, gt=0)
+    oracle_calls: int = Field(
+        ge=1,
+        description="oracle calls bodisc pays for (imported and withdrawn labels do not count)")
+    wall_time_s: float | None = Field(
+        default=None, gt=0,
+        description="stop proposing after this many seconds of campaign time")
 
 
 class ExecutionConfig(_Frozen):
@@ -289,7 +336,9 @@ class ExecutionConfig(_Frozen):
     flight, one proposal per returned job).
     """
 
-    kind: Literal["local", "dask"] = "local"
+    kind: Literal["local", "dask"] = Field(
+        default="local",
+        description="local: worker processes on this machine; dask: a Dask cluster")
     mode: Literal["batch", "async"] = Field(
         default="batch",
         description="batch: the next batch is chosen once every job of the last has "
@@ -298,9 +347,15 @@ class ExecutionConfig(_Frozen):
     scheduler: str | None = Field(
         default=None, description="Dask scheduler address (kind = dask); none: a LocalCluster"
     )
-    workers: int = Field(default=2, ge=1, le=512)
-    oracle_timeout_s: float = Field(default=300.0, gt=0)
-    descriptor_timeout_s: float = Field(default=120.0, gt=0)
+    workers: int = Field(
+        default=2, ge=1, le=512,
+        description="oracle worker processes (at most this many oracle jobs at once)")
+    oracle_timeout_s: float = Field(
+        default=300.0, gt=0,
+        description="time limit of one oracle call, s; a call past it is a recorded failure")
+    descriptor_timeout_s: float = Field(
+        default=120.0, gt=0,
+        description="time limit of one molecule's descriptors, s")
     worker_memory_gb: float | None = Field(
         default=8.0, gt=0.5, description="address-space limit of each worker; none: no limit"
     )
@@ -318,18 +373,26 @@ class ExecutionConfig(_Frozen):
 class PathsConfig(_Frozen):
     """Where results go. ``{name}`` is replaced by the campaign name."""
 
-    store: str = "runs/{name}/store.sqlite"
-    mlruns: str = "mlruns"
-    export_csv: str = "runs/{name}/results.csv"
+    store: str = Field(
+        default="runs/{name}/store.sqlite",
+        description="the campaign store (SQLite); {name}: the campaign name")
+    mlruns: str = Field(default="mlruns", description="the MLflow tracking folder")
+    export_csv: str = Field(
+        default="runs/{name}/results.csv",
+        description="the CSV export of every oracle call")
 
 
 class StrategyConfig(_Frozen):
     """One strategy of a comparison: an acquisition, optionally another surrogate or batch."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=40)
-    acquisition: str = Field(min_length=1)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_-]+$", min_length=1, max_length=40,
+        description="the strategy's name (its MLflow run and table row)")
+    acquisition: str = Field(min_length=1, description="the strategy's acquisition function")
     surrogate: str | None = Field(default=None, description="a registered surrogate kind")
-    batch_size: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(
+        default=None, ge=1,
+        description="batch size of this strategy (none: the campaign's)")
     beta: float | None = Field(default=None, gt=0.0, description="UCB exploration weight")
     warmup_batches: int | None = Field(default=None, ge=0,
                                        description="acquisition.warmup_batches of this strategy")
@@ -343,7 +406,9 @@ class CompareConfig(_Frozen):
     """A comparison: every strategy runs once per seed, as its own campaign."""
 
     seeds: tuple[int, ...] = Field(min_length=1, description="one run per strategy and seed")
-    strategies: tuple[StrategyConfig, ...] = Field(min_length=1)
+    strategies: tuple[StrategyConfig, ...] = Field(
+        min_length=1,
+        description="the strategies a `bodisc compare` runs, each as its own campaign")
     parallel: int = Field(default=1, ge=1, le=64, description="runs at once")
 
     @field_validator("seeds")
@@ -468,7 +533,9 @@ class FidelityConfig(_Frozen):
     """
 
     cheap_oracle: str = Field(min_length=1, description="registered name or module:Class")
-    cheap_options: dict[str, Any] = Field(default_factory=dict)
+    cheap_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the cheap oracle's own options")
     bias: float | None = Field(
         default=None, ge=0.0,
         description="bound on |target - cheap| in objective units; none: the largest "
@@ -525,8 +592,12 @@ class DataConfig(_Frozen):
 class CampaignConfig(_Frozen):
     """A whole campaign file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=80)
-    random_seed: int = Field(ge=0, le=2**63 - 1)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=80,
+        description="the campaign's name (its store, MLflow experiment and run)")
+    random_seed: int = Field(
+        ge=0, le=2**63 - 1,
+        description="seed of every random choice: the same file and seed give the same molecules")
     seed_molecules: tuple[str, ...] = Field(default=(), description="required without [pool]")
     objective: ObjectiveConfig
     objectives: tuple[ObjectiveConfig, ...] = Field(
@@ -691,7 +762,7 @@ def _first_error(file: str, exc: ValidationError) -> ConfigError:
     value = err.get("input")
     if kind == "extra_forbidden":
         model = _model_at(CampaignConfig, err["loc"][:-1])
-        allowed = ", ".join(model.model_fields) if model else "see the README"
+        allowed = ", ".join(model.model_fields) if model else "see docs/reference/campaign-file.md"
         return ConfigError(file, loc, value, f"unknown field; allowed fields here: {allowed}")
     if kind == "missing":
         return ConfigError(file, loc, None, "required field is missing")

@@ -1,4 +1,4 @@
-"""The public ask/tell API of a campaign, in-process: Crippen logP labels (the README's
+"""The public ask/tell API of a campaign, in-process: Crippen logP labels (the docs'
 example oracle) and RDKit descriptors stand in for xTB, so these tests take seconds."""
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def test_a_store_written_by_release_0_1_0_resumes_to_the_same_molecules(tmp_path
 
 
 @pytest.mark.slow
-def test_readme_script_runs_as_printed(tmp_path):
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_ask_tell_guide_runs_as_printed(tmp_path):
+    readme = (Path(__file__).parent.parent / "docs/howto/ask-tell.md").read_text()
     start = readme.index("```python\n# ask/tell") + len("```python\n")
     code = readme[start : readme.index("```", start)]
     shutil.copytree(Path(__file__).parent.parent / "campaigns", tmp_path / "campaigns")
@@ -226,7 +226,7 @@ def test_readme_script_runs_as_printed(tmp_path):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+        exec(compile(code, "docs/howto/ask-tell.md", "exec"), namespace)  # noqa: S102
     finally:
         os.chdir(cwd)
     first, second = namespace["first"], namespace["second"]

@@ -1,5 +1,5 @@
 """User oracles run whole campaigns: one named by file path, one registered as an entry point
-of an installed distribution (the README's example oracle, tests/plugins/crippen_logp.py)."""
+of an installed distribution (the docs' example oracle, tests/plugins/crippen_logp.py)."""
 
 from __future__ import annotations
 

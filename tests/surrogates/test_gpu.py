@@ -1,7 +1,7 @@
 """The surrogate on a CUDA device: the same numbers as on the CPU.
 
 These tests need a GPU; on a machine without one (CI) pytest reports them as skipped
-with that reason. They ran on an NVIDIA H100 (README, "Surrogate speed", "On a GPU").
+with that reason. They ran on an NVIDIA H100 (docs/benchmarks/surrogate_summary.md, "On a GPU").
 """
 
 import numpy as np

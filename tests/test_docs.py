@@ -1,0 +1,65 @@
+"""The documentation: the site builds in strict mode, the generated pages are current,
+README stays short and its campaign file is valid."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bodisc import docs_pages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_generated_reference_pages_are_current():
+    """Run ``python -m bodisc.docs_pages`` after changing a config field or the API."""
+    pages = dict(zip(docs_pages.PAGES, (docs_pages.campaign_file_page(),
+                                        docs_pages.python_api_page()), strict=True))
+    for name, text in pages.items():
+        committed = (ROOT / "docs" / docs_pages.REFERENCE / name).read_text()
+        assert committed == text.rstrip("\n") + "\n", f"docs/reference/{name} is stale"
+
+
+def test_every_config_field_has_a_description_in_the_reference():
+    page = docs_pages.campaign_file_page()
+    rows = [line for line in page.splitlines() if line.startswith("| `")]
+    assert len(rows) > 80
+    assert not [r for r in rows if r.rstrip().endswith("|  |")]
+    assert "`[execution]`" in page and "| `mode` |" in page
+
+
+def test_readme_is_short_and_its_campaign_file_is_valid(tmp_path):
+    from bodisc.config import load_campaign
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    block = re.search(r"```toml\n(# my_dipole.toml.*?)```", readme, re.S).group(1)
+    path = tmp_path / "my_dipole.toml"
+    path.write_text(block)
+    assert tomllib.loads(block)["name"] == "my_dipole"
+    cfg = load_campaign(path)
+    assert cfg.oracle.name == "xtb_dipole" and cfg.budget.oracle_calls == 80
+
+
+def test_readme_and_docs_link_only_to_files_that_exist():
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target:
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)}: {target}"
+
+
+@pytest.mark.slow
+def test_the_site_builds_in_strict_mode(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d",
+                           str(tmp_path / "site")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    api = (tmp_path / "site" / "reference" / "python-api" / "index.html").read_text()
+    assert "Choose the next batch" in api  # Campaign.ask's docstring, by mkdocstrings
+    assert (tmp_path / "site" / "reference" / "campaign-file" / "index.html").exists()

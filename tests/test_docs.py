@@ -63,3 +63,46 @@ def test_the_site_builds_in_strict_mode(tmp_path):
     api = (tmp_path / "site" / "reference" / "python-api" / "index.html").read_text()
     assert "Choose the next batch" in api  # Campaign.ask's docstring, by mkdocstrings
     assert (tmp_path / "site" / "reference" / "campaign-file" / "index.html").exists()
+
+
+def _documented_commands() -> list[tuple[str, str]]:
+    """``(page, command line)`` of every ``bodisc`` command in a code block of the docs."""
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md",
+             *sorted(p for p in (ROOT / "docs").rglob("*.md") if "results" not in p.parts)]
+    found = []
+    for page in pages:
+        for block in re.findall(r"```[a-z]*\n(.*?)```", page.read_text(), re.S):
+            text = block.replace("\\\n", " ")
+            for line in text.splitlines():
+                m = re.search(r"(?:^|\s|/)bodisc\s+([a-z].*)$", line.split("#")[0])
+                if m and not line.lstrip().startswith(("from ", "import ")):
+                    found.append((page.name, m.group(1)))
+    return found
+
+
+def test_every_documented_command_and_option_exists():
+    """Commands in the docs name real subcommands and options (so none drifts)."""
+    import typer
+
+    from bodisc.cli import app
+
+    root = typer.main.get_command(app)
+    commands = _documented_commands()
+    assert len(commands) > 30
+    bad: list[str] = []
+    for page, line in commands:
+        tokens = [t for t in re.split(r"[\s\[\]|]+", line) if t]
+        cmd, used = root, []
+        while hasattr(cmd, "commands") and tokens and tokens[0] in cmd.commands:
+            used.append(tokens[0])
+            cmd = cmd.commands[tokens.pop(0)]
+        assert used and not hasattr(cmd, "commands"), f"{page}: bodisc {line}"
+        if (getattr(cmd, "context_settings", None) or {}).get("allow_extra_args"):
+            continue  # it hands its options on (bench pool-memory)
+        known = {o for p in cmd.params for o in getattr(p, "opts", [])} | {"--help"}
+        for token in tokens:
+            if token.startswith("--"):
+                option = token.split("=")[0]
+                if option not in known:
+                    bad.append(f"{page}: bodisc {line}: no option {option}")
+    assert not bad, "\n".join(bad)

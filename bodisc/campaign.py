@@ -758,13 +758,12 @@ class Campaign:
                     continue
                 oracle, options = self._oracle_of(job.fidelity)
                 settings = json.dumps([oracle, options])
-                hit = (self.cache.lookup("oracle", settings, [job.inchikey])
-                       if self.cache is not None else {})
-                if job.inchikey in hit:
+                hit = (self.cache.take("oracle", settings, job.inchikey)
+                       if self.cache is not None else None)
+                if hit is not None:
                     from bodisc.execution.local import TaskOutcome
 
-                    value, failure, seconds = hit[job.inchikey]
-                    cached.append((job, TaskOutcome(job.id, value, failure, seconds)))
+                    cached.append((job, TaskOutcome(job.id, *hit)))
                     continue
                 in_flight[job.id] = job
                 feed.add(job.id, (oracle, options, job.smiles))
@@ -806,8 +805,8 @@ class Campaign:
             busy += float(out.seconds)
             if self.cache is not None:
                 oracle, options = self._oracle_of(job.fidelity)
-                self.cache.put("oracle", json.dumps([oracle, options]), job.inchikey,
-                               out.value, out.failure, out.seconds)
+                self.cache.keep("oracle", json.dumps([oracle, options]), job.inchikey,
+                                out.value, out.failure, out.seconds)
             settle(job, out)
             store.set_meta("elapsed_s", elapsed_before + time.monotonic() - started)
             refill()

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bodisc import Outcome, load_campaign
+from bodisc import Campaign, Outcome, load_campaign
 from bodisc.errors import ConfigError
 from bodisc.execution.feed import TaskFeed
 from bodisc.execution.local import LocalExecutor
-from tests.test_campaign_api import logp_campaign, open_campaign
+from tests.test_campaign_api import RDKitFeatures, logp_campaign, open_campaign
 
 
 def _double(x: int) -> int:
@@ -138,3 +138,23 @@ def test_suggestions_handed_out_before_an_async_run_are_pending_jobs_it_runs(tmp
     assert all(done[p.inchikey].status == "done" for p in handed)
     assert abs(done[handed[0].inchikey].value - logp(handed[0].smiles)) < 1e-6
     assert len(done) == 12
+
+
+def test_async_campaigns_sharing_a_result_cache_compute_a_molecule_once(tmp_path):
+    """Two async campaigns of one comparison: the second takes the first's results."""
+    from bodisc.runtime.cache import ResultCache
+
+    path = async_campaign(tmp_path, budget=8)
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    seconds = {}
+    for name in ("first", "second"):
+        config = load_campaign(path, {"name": name})
+        with Campaign(config, str(path), tracking=False, cache=cache,
+                      features=RDKitFeatures(config)) as campaign:
+            campaign.run()
+            seconds[name] = {j.inchikey: j.seconds for j in campaign.store.jobs()}
+    shared = set(seconds["first"]) & set(seconds["second"])
+    assert len(shared) >= 4  # the seeds at least
+    assert all(seconds["first"][k] == seconds["second"][k] for k in shared)  # not rerun
+    assert cache.reused["oracle"] == len(shared)
+    assert cache.computed["oracle"] == len(set(seconds["first"]) | set(seconds["second"]))

@@ -102,6 +102,24 @@ class ResultCache:
             (kind, settings, molecule, payload, self.owner, time.time()),
         )
 
+    def take(self, kind: str, settings: str, molecule: str) -> tuple[Any, Any, Any] | None:
+        """One molecule's result ``(value, failure, seconds)`` if cached (counted as reused).
+
+        For callers that run work one task at a time (an asynchronous campaign); they
+        give back what they computed with :meth:`keep`. No claim is taken.
+        """
+        found = self.lookup(kind, settings, [molecule])
+        if molecule not in found:
+            return None
+        self.reused[kind] = self.reused.get(kind, 0) + 1
+        return found[molecule]
+
+    def keep(self, kind: str, settings: str, molecule: str, value: Any, failure: str | None,
+             seconds: float) -> None:
+        """Store a result computed outside :meth:`run` (counted as computed)."""
+        self.put(kind, settings, molecule, value, failure, seconds)
+        self.computed[kind] = self.computed.get(kind, 0) + 1
+
     def claim(self, kind: str, settings: str, molecules: Sequence[str]) -> set[str]:
         """Claim the molecules nobody is computing; returns those this process now holds."""
         mine: set[str] = set()

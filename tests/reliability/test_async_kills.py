@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import TINY, write_campaign
 from tests.execution.test_dask import SLOW, calls, check_labelled_once, start
+from tests.reliability.test_fault_injection import committed_smiles
 
 pytestmark = pytest.mark.slow
 
@@ -38,28 +39,19 @@ def campaign(folder: Path) -> Path:
     return write_campaign(folder, text)
 
 
-def committed(store: Path) -> set[str]:
-    if not store.exists():
-        return set()
-    with sqlite3.connect(store) as db:
-        return {r[0] for r in db.execute(
-            "SELECT m.smiles FROM jobs j JOIN molecules m USING (inchikey) "
-            "WHERE j.status != 'pending'")}
-
-
 def test_ten_random_kills_of_an_async_campaign_lose_nothing(tmp_path):
     path = campaign(tmp_path)
     store = tmp_path / "runs" / "tiny" / "store.sqlite"
     rng = np.random.default_rng(27)
     kills, repeated = 0, []
     for delay in rng.uniform(0.0, 0.6, size=KILLS):
-        before = committed(store)
+        before = committed_smiles(store)
         seen = len(calls(tmp_path))
         proc = start(path, tmp_path)
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline:
             with contextlib.suppress(sqlite3.OperationalError):
-                if len(committed(store)) > len(before):
+                if len(committed_smiles(store)) > len(before):
                     break
             time.sleep(0.02)
         time.sleep(float(delay))

@@ -754,29 +754,13 @@ def bench_async_cmd(
             times.parent.mkdir(parents=True, exist_ok=True)
             times.write_text(json.dumps(measured, indent=1) + "\n")
     out.mkdir(parents=True, exist_ok=True)
-    runs_path = out / "async.jsonl"
-    done = {}
-    if runs_path.exists():
-        for line in runs_path.read_text().splitlines():
-            r = json.loads(line)
-            if (r["budget"], r["workers"], r["batch"], r["scale"]) == (budget, workers,
-                                                                       batch, scale):
-                done[(r["source"], r["mode"], r["seed"])] = r
-    for seed in _parse_seeds(seeds):
-        for x in source_list:
-            for mode in ab.MODES:
-                if (x, mode, seed) in done:
-                    continue
-                r = ab.run_one_campaign(x, mode, seed, times=times, root=out / "stores",
-                                        budget=budget, workers=workers, batch=batch,
-                                        scale=scale)
-                done[(x, mode, seed)] = r
-                with runs_path.open("a") as fh:
-                    fh.write(json.dumps(r) + "\n")
-                typer.echo(f"{x} {mode} seed {seed}: {r['wall_s']:.0f} s, utilisation "
-                           f"{r['utilisation']:.2f}, best {r['best']:.2f} D, top-10 AUC "
-                           f"{r['auc_top10']:.2f}")
-    records = list(done.values())
+    records = ab.run_benchmark(
+        source_list, _parse_seeds(seeds), times=times, out=out, budget=budget,
+        workers=workers, batch=batch, scale=scale,
+        progress=lambda r: typer.echo(
+            f"{r['source']} {r['mode']} seed {r['seed']}: {r['wall_s']:.0f} s, utilisation "
+            f"{r['utilisation']:.2f}, best {r['best']:.2f} D, top-10 AUC "
+            f"{r['auc_top10']:.2f}"))
     table = ab.format_table(ab.summarise(records))
     (out / "async.md").write_text(table + "\n")
     typer.echo(table)

@@ -187,7 +187,7 @@ mlruns = "{root}/mlruns"
 
 def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Path,
                      budget: int = 100, workers: int = 4, batch: int = 8, scale: float = 0.1,
-                     pool: int = 5000, seeds: int = 8, candidates: int = 1000
+                     pool: int = 5000, n_seeds: int = 8, candidates: int = 1000
                      ) -> dict[str, Any]:
     """One campaign of the benchmark, from a fresh store; its record."""
     from bodisc.campaign import Campaign, discard_store
@@ -198,7 +198,7 @@ def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Pa
     name = f"async_{source}_{mode}_{seed}"
     path = root / f"{name}.toml"
     path.write_text(CAMPAIGN.format(source=source, mode=mode, seed=seed, pool=pool,
-                                    seeds=seeds, candidates=candidates, batch=batch,
+                                    seeds=n_seeds, candidates=candidates, batch=batch,
                                     times=times.resolve(), scale=scale, budget=budget,
                                     workers=workers, root=root.resolve(), name="{name}"))
     config = load_campaign(path)
@@ -216,6 +216,41 @@ def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Pa
             "wall_s": wall, "utilisation": busy / (workers * wall) if wall > 0 else None,
             "busy_s": busy, "best": max(values) if values else None,
             "auc_top10": top_k_auc(calls, budget), "stop_reason": summary.stop_reason}
+
+
+def run_benchmark(sources: Sequence[str], seeds: Sequence[int], *, times: Path, out: Path,
+                  budget: int = 100, workers: int = 4, batch: int = 8, scale: float = 0.1,
+                  progress: Callable[[dict[str, Any]], None] | None = None,
+                  **campaign: Any) -> list[dict[str, Any]]:
+    """Every (seed, source, mode) campaign, resumable through ``out/async.jsonl``.
+
+    Runs already there with the same budget, workers, batch and scale are not run again;
+    each new one is appended as it finishes. Stores go to ``out/stores``; ``campaign``:
+    further settings of :func:`run_one_campaign` (``pool``, ``n_seeds``,
+    ``candidates``).
+    """
+    runs_path = out / "async.jsonl"
+    done: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if runs_path.exists():
+        for line in runs_path.read_text().splitlines():
+            r = json.loads(line)
+            if (r["budget"], r["workers"], r["batch"], r["scale"]) == (budget, workers,
+                                                                       batch, scale):
+                done[(r["source"], r["mode"], r["seed"])] = r
+    for seed in seeds:
+        for source in sources:
+            for mode in MODES:
+                if (source, mode, seed) in done:
+                    continue
+                r = run_one_campaign(source, mode, seed, times=times, root=out / "stores",
+                                     budget=budget, workers=workers, batch=batch,
+                                     scale=scale, **campaign)
+                done[(source, mode, seed)] = r
+                with runs_path.open("a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+                if progress is not None:
+                    progress(r)
+    return list(done.values())
 
 
 def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

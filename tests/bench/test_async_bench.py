@@ -37,10 +37,10 @@ def test_the_timed_oracle_sleeps_then_returns_the_qm9_label(times):
 
 
 @pytest.mark.slow
-def test_one_campaign_of_each_mode_spends_the_budget(tmp_path, times):
-    records = [ab.run_one_campaign("dft", mode, 0, times=times, root=tmp_path / "runs",
-                                   budget=14, workers=2, batch=4, scale=1.0, pool=300,
-                                   seeds=4, candidates=100) for mode in ab.MODES]
+def test_one_campaign_of_each_mode_spends_the_budget_and_is_not_run_again(tmp_path, times):
+    settings = {"times": times, "out": tmp_path / "runs", "budget": 14, "workers": 2,
+                "batch": 4, "scale": 1.0, "pool": 300, "n_seeds": 4, "candidates": 100}
+    records = ab.run_benchmark(["dft"], [0], **settings)
     for r in records:
         assert r["calls"] == 14 and r["stop_reason"] == "budget spent"
         assert 0.0 < r["utilisation"] <= 1.0 and r["wall_s"] > 0
@@ -48,3 +48,8 @@ def test_one_campaign_of_each_mode_spends_the_budget(tmp_path, times):
     rows = ab.summarise(records)
     assert [r["mode"] for r in rows] == ["batch", "async"] and "wall_ratio" in rows[1]
     assert "| dft | async | 1 |" in ab.format_table(rows)
+    lines = (tmp_path / "runs" / "async.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    again = ab.run_benchmark(["dft"], [0], **settings)  # resumed: nothing runs again
+    assert again == records
+    assert (tmp_path / "runs" / "async.jsonl").read_text().splitlines() == lines

@@ -1,14 +1,17 @@
-"""The documentation pages written from the code: the campaign-file reference, the API list.
+"""The documentation pages written from the code: the campaign-file reference, names, API.
 
 The campaign-file reference is made from the pydantic models of :mod:`bodisc.config`
-(each field's type, default and description), and the Python API page from the public
-names of :mod:`bodisc`, so neither is kept by hand. ``python -m bodisc.docs_pages``
+(each field's type, default and description), the names page from the registries
+(acquisition functions, surrogate kinds, shipped oracles, descriptors, filter
+catalogues), and the Python API page from the public names of :mod:`bodisc`, so none is
+kept by hand. ``python -m bodisc.docs_pages``
 writes them under ``docs/reference/``; a test fails when the committed pages differ from
 what the code gives.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 import typing
@@ -18,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 REFERENCE = Path("reference")
-PAGES = ("campaign-file.md", "python-api.md")
+PAGES = ("campaign-file.md", "names.md", "python-api.md")
 
 
 def _type_name(annotation: Any) -> str:
@@ -110,6 +113,59 @@ def campaign_file_page() -> str:
     return "\n".join(out)
 
 
+def names_page() -> str:
+    """Every name a campaign file may use, from the registries that define them."""
+    from bodisc.acquisition import markdown_table as acquisitions
+    from bodisc.chem.filters import CATALOGUES
+    from bodisc.descriptors import FAST_QMEX, HESSIAN_QMEX
+    from bodisc.descriptors.qmex import DESCRIPTOR_UNITS
+    from bodisc.oracle import registered_oracles, resolve_oracle
+    from bodisc.surrogates.registry import markdown_table as surrogates
+
+    out = ["# Names", "",
+           "Written by `python -m bodisc.docs_pages` from the registries; do not edit it by",
+           "hand. The campaign file, the command line and the benchmarks take their choices",
+           "from the same registries.", "",
+           "## Acquisition functions", "",
+           "`[acquisition] name` (`bodisc.acquisition.ACQUISITIONS`). *model*: what scores the",
+           "candidates (GP: the campaign's surrogate; own: the strategy learns from the labels",
+           "itself). *constraints*: takes `[[constraints]]` (a GP per constrained property).",
+           "[Acquisition functions and batches](../concepts/acquisition.md) says when to use",
+           "which.", "", acquisitions(),
+           "## Surrogate kinds", "",
+           "`[surrogate] kind` (`bodisc.surrogates.SURROGATES`); [Surrogates](../surrogates.md)",
+           "says when to use which.", "", surrogates(),
+           "## Oracles shipped with bodisc", "",
+           "`[oracle] name`: the `bodisc.oracles` entry points of this package; a plug-in",
+           "adds its own ([Oracles](../howto/oracles.md)). *gives*: every property one call",
+           "returns, the first is the default objective.", "",
+           "| name | what | gives |", "| --- | --- | --- |"]
+    for name, target in sorted(registered_oracles().items()):
+        if not target.startswith("bodisc."):
+            continue  # a plug-in installed beside bodisc, not part of it
+        cls = resolve_oracle(name)
+        first = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        first = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", first)  # Sphinx roles read as code
+        try:
+            gives = cls.provides(cls.Options())
+        except Exception:  # options without defaults (e.g. the property to look up)
+            gives = dict(cls.properties)
+        listed = ", ".join(f"`{k}` ({u})" for k, u in gives.items()) or "the `property` option"
+        out.append(f"| `{name}` | {_cell(first)} | {listed} |")
+    out += ["", "## Descriptors", "",
+            "`[descriptors] names`: QMex descriptors from GFN2-xTB; empty means the fast",
+            "tier (every one without a Hessian). Each one's recipe is in",
+            "`bodisc/descriptors/qmex.py`.", "",
+            "| descriptor | unit | tier |", "| --- | --- | --- |"]
+    for name in (*FAST_QMEX, *HESSIAN_QMEX):
+        tier = "full" if name in HESSIAN_QMEX else "fast, full"
+        out.append(f"| `{_cell(name)}` | {_cell(DESCRIPTOR_UNITS.get(name, ''))} | {tier} |")
+    out += ["", "## Filter catalogues", "",
+            "`[generator] filter_catalogs`: RDKit `FilterCatalog` sets by name.", "",
+            ", ".join(f"`{name}`" for name in CATALOGUES), ""]
+    return "\n".join(out)
+
+
 def python_api_page() -> str:
     """The public Python API: every name of ``bodisc.__all__``, documented by mkdocstrings."""
     import bodisc
@@ -123,14 +179,20 @@ def python_api_page() -> str:
     return "\n".join(out)
 
 
+def pages() -> dict[str, str]:
+    """Every generated page, file name (under ``docs/reference``) -> Markdown."""
+    texts = (campaign_file_page(), names_page(), python_api_page())
+    return {name: text.rstrip("\n") + "\n" for name, text in zip(PAGES, texts, strict=True)}
+
+
 def write(docs: Path) -> list[Path]:
     """Write the generated pages under ``docs/reference``; returns their paths."""
     folder = docs / REFERENCE
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in zip(PAGES, (campaign_file_page(), python_api_page()), strict=True):
+    for name, text in pages().items():
         path = folder / name
-        path.write_text(text.rstrip("\n") + "\n")
+        path.write_text(text)
         paths.append(path)
     return paths
 

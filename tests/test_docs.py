@@ -18,11 +18,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_generated_reference_pages_are_current():
     """Run ``python -m bodisc.docs_pages`` after changing a config field or the API."""
-    pages = dict(zip(docs_pages.PAGES, (docs_pages.campaign_file_page(),
-                                        docs_pages.python_api_page()), strict=True))
-    for name, text in pages.items():
+    for name, text in docs_pages.pages().items():
         committed = (ROOT / "docs" / docs_pages.REFERENCE / name).read_text()
-        assert committed == text.rstrip("\n") + "\n", f"docs/reference/{name} is stale"
+        assert committed == text, f"docs/reference/{name} is stale"
+
+
+def test_the_names_page_lists_every_registered_name():
+    from bodisc.acquisition import ACQUISITIONS
+    from bodisc.surrogates import SURROGATES
+
+    page = docs_pages.names_page()
+    for name in (*ACQUISITIONS, *SURROGATES, "xtb_dipole", "pyscf_dipole", "qm9"):
+        assert f"| `{name}` |" in page, name
+    assert all(spec.description for spec in ACQUISITIONS.values())
+    assert all(spec.description for spec in SURROGATES.values())
 
 
 def test_every_config_field_has_a_description_in_the_reference():

@@ -179,6 +179,7 @@ class StrategySpec:
 
     ``objectives``: ``"one"`` (a single objective, optionally constrained) or
     ``"several"`` (one GP per objective in ``AcquisitionContext.models``).
+    ``description``: one line for the documentation's table (:func:`markdown_table`).
     """
 
     fn: Strategy
@@ -186,6 +187,7 @@ class StrategySpec:
     needs_descriptors: bool
     needs_labels: bool = False
     objectives: str = "one"
+    description: str = ""
 
 
 #: The one list of acquisition names (config validation and CLI choices read it).
@@ -193,13 +195,14 @@ ACQUISITIONS: dict[str, StrategySpec] = {}
 
 
 def register(name: str, needs_model: bool = True, needs_descriptors: bool = True,
-             needs_labels: bool = False,
-             objectives: str = "one") -> Callable[[Strategy], Strategy]:
+             needs_labels: bool = False, objectives: str = "one",
+             description: str = "") -> Callable[[Strategy], Strategy]:
     """Register a strategy under ``name``; a duplicate name is refused.
 
     ``needs_labels``: a strategy without the GP that learns from the labelled molecules
     itself (it gets ``X_train``, ``y_train`` and ``names`` in its context).
     ``objectives``: ``"one"`` or ``"several"`` (a GP per objective in ``models``).
+    ``description``: what it does, in one line (the documentation's table).
     """
     if objectives not in ("one", "several"):
         raise ValueError(f"objectives = {objectives!r}; choose 'one' or 'several'")
@@ -208,10 +211,22 @@ def register(name: str, needs_model: bool = True, needs_descriptors: bool = True
         if name in ACQUISITIONS:
             raise ValueError(f"acquisition {name!r} is already registered")
         ACQUISITIONS[name] = StrategySpec(fn, needs_model, needs_descriptors or needs_model,
-                                          needs_labels, objectives)
+                                          needs_labels, objectives, description)
         return fn
 
     return wrap
+
+
+def markdown_table() -> str:
+    """The registered strategies as a Markdown table (the documentation's reference page)."""
+    rows = ["| name | what | model | objectives | constraints |",
+            "| --- | --- | --- | --- | --- |"]
+    for name, spec in ACQUISITIONS.items():
+        model = "GP" if spec.needs_model else ("own" if spec.needs_labels else "none")
+        constrained = "yes" if spec.needs_model else ""  # a GP per constrained property
+        rows.append(f"| `{name}` | {spec.description} | {model} | {spec.objectives} | "
+                    f"{constrained} |")
+    return "\n".join(rows) + "\n"
 
 
 def staged(name: str, iteration: int, calls_used: int, budget: int, warmup_batches: int = 0,
@@ -495,7 +510,9 @@ def _believer_on(post: ShortlistPosterior, q: int, best: float, noise: float,
     return np.array(chosen[forced:], dtype=int) - forced, np.array(scores), certified
 
 
-@register("logei")
+@register("logei",
+          description=("log expected improvement over the best label (botorch's stable formula); "
+                       "batches by kriging believer. The default"))
 def log_expected_improvement(ctx: AcquisitionContext) -> Selection:
     """LogEI (botorch's numerically stable form) with kriging-believer batches.
 
@@ -514,7 +531,8 @@ def log_expected_improvement(ctx: AcquisitionContext) -> Selection:
                      (likely, likely_p))
 
 
-@register("ucb")
+@register("ucb",
+          description="upper confidence bound `mean + sqrt(beta) std`; batches by kriging believer")
 def upper_confidence_bound(ctx: AcquisitionContext) -> Selection:
     """UCB, ``mean + sqrt(beta) * std``, with kriging-believer batches.
 
@@ -538,7 +556,9 @@ def upper_confidence_bound(ctx: AcquisitionContext) -> Selection:
                      (likely, likely_p))
 
 
-@register("thompson")
+@register("thompson",
+          description=("Thompson sampling: one joint posterior draw per pick, each taking its "
+                       "best candidate"))
 def thompson_sampling(ctx: AcquisitionContext) -> Selection:
     """One joint posterior draw per batch slot; each takes its best unchosen candidate.
 
@@ -628,7 +648,8 @@ def _conditioned_samples(surrogate: GPSurrogate, pending: np.ndarray, X: np.ndar
     return sample_joint(mean[p:], 0.5 * (cond + cond.T), n_samples, rng)
 
 
-@register("greedy")
+@register("greedy",
+          description="the best posterior means (pure exploitation)")
 def greedy_mean(ctx: AcquisitionContext) -> Selection:
     """The q largest posterior means (pure exploitation).
 
@@ -645,7 +666,9 @@ def greedy_mean(ctx: AcquisitionContext) -> Selection:
     return Selection(order, mean[order])
 
 
-@register("rank", needs_model=False)
+@register("rank", needs_model=False,
+          description=("the best values of one cheap descriptor (`rank_by`): the strongest "
+                       "simple baseline, no model"))
 def rank_by_descriptor(ctx: AcquisitionContext) -> Selection:
     """The q best candidates by one cheap descriptor (no model)."""
     assert ctx.ranking is not None, "rank needs acquisition.rank_by"
@@ -654,7 +677,8 @@ def rank_by_descriptor(ctx: AcquisitionContext) -> Selection:
     return Selection(order, values[order])
 
 
-@register("random", needs_model=False, needs_descriptors=False)
+@register("random", needs_model=False, needs_descriptors=False,
+          description="uniform draws: the no-model baseline")
 def random_choice(ctx: AcquisitionContext) -> Selection:
     """Q candidates uniformly at random, without a model."""
     m = ctx.X.shape[0]
@@ -662,7 +686,9 @@ def random_choice(ctx: AcquisitionContext) -> Selection:
     return Selection(np.asarray(index, dtype=int), np.zeros(len(index)))
 
 
-@register("intervention", needs_model=False, needs_labels=True)
+@register("intervention", needs_model=False, needs_labels=True,
+          description=("causal interventions of Fox and Ghosh: a DirectLiNGAM graph on the "
+                       "labels, the nearest candidates to the intervened points (`causal` extra)"))
 def causal_intervention(ctx: AcquisitionContext) -> Selection:
     """Candidates nearest to causal interventions learnt from the labels (Fox and Ghosh)."""
     from bodisc.causal.intervention import intervention_batch

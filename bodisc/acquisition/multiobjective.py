@@ -323,7 +323,9 @@ def _python_hypervolume_kernel() -> None:
         logei._C = None
 
 
-@register("qlognehvi", needs_model=True, objectives="several")
+@register("qlognehvi", needs_model=True, objectives="several",
+          description=("botorch's qLogNEHVI: log noisy expected hypervolume improvement, "
+                       "sequential greedy batches over a UCB-hypervolume short list"))
 def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
     """The qLogNEHVI batch over the short list, by sequential greedy picks (module docstring).
 
@@ -397,7 +399,9 @@ def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
     return Selection(short[np.array(chosen, dtype=int)], np.array(scores))
 
 
-@register("parego", needs_model=True, objectives="several")
+@register("parego", needs_model=True, objectives="several",
+          description=("ParEGO: random augmented Chebyshev scalarisation of the objectives' "
+                       "UCBs, one weight vector per pick"))
 def parego(ctx: AcquisitionContext) -> Selection:
     """ParEGO-style random augmented-Chebyshev scalarisation of the UCBs (no extra fits).
 

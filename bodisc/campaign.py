@@ -1014,6 +1014,9 @@ class Campaign:
             self._record_graph(it, batch.info["plan"])
         if batch.fit is not None:
             self.store.set_meta(f"surrogate/{it}", batch.fit.as_dict())
+        if batch.fits:
+            self.store.set_meta(f"surrogates/{it}", [None if f is None else f.as_dict()
+                                                     for f in batch.fits])
         if batch.mean is not None:
             failpoint("fit")
             self.reporter.phase(it, "acquire")
@@ -1054,7 +1057,8 @@ class Campaign:
             C_train=C[complete] if obj.constraints else None, lower=obj.lower,
             upper=obj.upper, ref_point=ref,
             X_pending=matrix(waiting) if waiting else None,
-            restart_seed=(self.config.random_seed, it, 1))
+            restart_seed=(self.config.random_seed, it, 1),
+            previous=self._last_fits(it, len(obj.names) + len(obj.constraints)))
 
     def _record_graph(self, it: int, plan: Any) -> None:
         """Keep an intervention's plan and graph (store meta ``causal/<it>``).
@@ -1083,6 +1087,21 @@ class Campaign:
             if saved and saved.get("kind") == kind:
                 return FitState.from_dict(saved)
         return None
+
+    def _last_fits(self, it: int, count: int) -> tuple[FitState | None, ...]:
+        """The refit states of the latest multi-output fit before ``it`` (``count`` models).
+
+        Empty when there is none yet (or it had another number of models): the step then
+        fits every model from scratch.
+        """
+        assert self.store is not None
+        for j in range(it - 1, -1, -1):
+            saved = self.store.get_meta(f"surrogates/{j}")
+            if saved is not None:
+                if len(saved) != count:
+                    return ()
+                return tuple(None if s is None else FitState.from_dict(s) for s in saved)
+        return ()
 
     def _choose_multifidelity(self, it: int, candidates: Sequence[Any], size: int,
                               rng: np.random.Generator, timings: dict[str, float]

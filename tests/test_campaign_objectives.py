@@ -132,3 +132,31 @@ def test_dipole_and_gap_from_xtb_on_the_command_line(tmp_path):
     values = [m.value for m in sorted(curve, key=lambda m: m.step)]
     assert len(values) == 10 and values == sorted(values)  # never falls
     assert (config.path("export_csv").parent / "pareto.png").exists()
+
+
+def test_each_model_keeps_its_refit_state_and_a_continued_campaign_picks_the_same(tmp_path):
+    """One refit state per GP (two objectives) is stored per iteration and read back by
+    the next: a campaign stopped at 10 calls and continued to 19 takes the molecules of
+    an uninterrupted run, with hyperparameters re-optimised only on `refit_growth`."""
+    growth = "[surrogate]\nrefit_growth = 1.5\n\n[acquisition]"
+
+    def campaign(folder: Path, budget: int) -> Path:
+        path = two_property_campaign(folder, "parego", budget=budget)
+        path.write_text(path.read_text().replace("[acquisition]", growth, 1))
+        return path
+
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "parts").mkdir()
+    open_campaign(campaign(tmp_path / "whole", 19)).run()
+    open_campaign(campaign(tmp_path / "parts", 10)).run()
+    open_campaign(campaign(tmp_path / "parts", 19)).run()
+    picked = []
+    for folder in ("whole", "parts"):
+        with open_campaign(campaign(tmp_path / folder, 19)) as c:
+            picked.append([(j.iteration, j.inchikey) for j in c.store.jobs("done")])
+            states = {it: c.store.get_meta(f"surrogates/{it}") for it in range(1, 8)}
+    assert picked[0] == picked[1]
+    fitted = {it: s for it, s in states.items() if s is not None}
+    assert len(fitted) >= 3 and all(len(s) == 2 for s in fitted.values())
+    at = [s[0]["optimised_at"] for _, s in sorted(fitted.items())]
+    assert at == sorted(at) and len(set(at)) < len(at)  # some steps only conditioned

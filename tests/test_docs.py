@@ -115,3 +115,42 @@ def test_every_documented_command_and_option_exists():
                 if option not in known:
                     bad.append(f"{page}: bodisc {line}: no option {option}")
     assert not bad, "\n".join(bad)
+
+
+def _command_path(root, line: str) -> tuple[str, ...]:
+    """The subcommand names at the start of a documented command line."""
+    tokens = [t for t in re.split(r"[\s\[\]|]+", line) if t]
+    cmd, used = root, []
+    while hasattr(cmd, "commands") and tokens and tokens[0] in cmd.commands:
+        used.append(tokens[0])
+        cmd = cmd.commands[tokens.pop(0)]
+    return tuple(used)
+
+
+def test_every_documented_command_is_run_by_a_test_or_left_a_committed_result():
+    """A command in the docs is run by a test, or it is a benchmark whose page names the
+    result file it wrote, committed under ``docs/results`` (so the page shows what that
+    command line produced, and a renamed option or path fails here)."""
+    import typer
+
+    from bodisc.cli import app
+
+    root = typer.main.get_command(app)
+    tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    results: dict[tuple[str, ...], list[str]] = {}
+    missing: list[str] = []
+    for page, line in _documented_commands():
+        path = _command_path(root, line)
+        written = re.findall(r"--(?:json|out)\s+(docs/results/\S+)", line)
+        for name in written:
+            if not (ROOT / name).exists():
+                missing.append(f"{page}: bodisc {line}: {name} is not committed")
+        results.setdefault(path, []).extend(written)
+    assert not missing, "\n".join(missing)
+    unrun = []
+    for path, written in sorted(results.items()):
+        quoted = r"[\"']" + r"[\"'],\s*[\"']".join(map(re.escape, path)) + r"[\"']"
+        if re.search(quoted, tests_text) or (path[0] == "bench" and written):
+            continue
+        unrun.append(" ".join(path))
+    assert not unrun, f"documented, but neither run by a test nor with a committed result: {unrun}"

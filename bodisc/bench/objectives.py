@@ -28,9 +28,11 @@ Methods (:data:`METHODS`):
 * ``parego``, ``qlognehvi`` (Pareto task), ``gp_ucb``, ``gp_logei`` (constrained task):
   bodisc's step for several outputs (:func:`bodisc.loop.step.choose_multi_batch`), one GP
   per objective and per constrained property on the QMex descriptors with a linear prior
-  mean, as the single-objective replay's GP methods. The hypervolume's reference point
-  of the acquisition is a campaign's default: the start labels' worst minus 10 % of
-  their range, fixed for the run (the pool's labels are never shown to a method).
+  mean and the single-objective replay's refit schedule (warm starts, hyperparameters
+  re-optimised when the labels have grown by a quarter, conditioned in between). The
+  hypervolume's reference point of the acquisition is a campaign's default: the start
+  labels' worst minus 10 % of their range, fixed for the run (the pool's labels are
+  never shown to a method).
 """
 
 from __future__ import annotations
@@ -123,13 +125,16 @@ class _Step:
     """bodisc's multi-output step on the pool (one GP per output, linear prior mean)."""
 
     def __init__(self, pool: ReplayPool, task: str, strategy: str) -> None:
+        from bodisc.bench.efficiency import REFIT_GROWTH
         from bodisc.loop.refit import SurrogateSettings
 
         self.X, self.task, self.strategy = pool.X, task, strategy
         self.dipole, self.gap = pool.labels["dipole"], pool.labels["gap"]
-        self.settings = SurrogateSettings("gp", device="cpu", options={"mean": "linear"})
+        self.settings = SurrogateSettings("gp", device="cpu", options={"mean": "linear"},
+                                          warm_start=True, refit_growth=REFIT_GROWTH)
         self.ref: np.ndarray | None = None
         self.iteration = 0
+        self.fits: tuple[Any, ...] = ()
 
     def __call__(self, labelled: np.ndarray, free: np.ndarray, q: int,
                  rng: np.random.Generator) -> np.ndarray:
@@ -139,7 +144,8 @@ class _Step:
 
         self.iteration += 1
         common = {"strategy": self.strategy, "surrogate": self.settings,
-                  "beta": DEFAULT_BETA, "restart_seed": (self.iteration,)}
+                  "beta": DEFAULT_BETA, "restart_seed": (self.iteration,),
+                  "previous": self.fits}
         if self.task == "dipole_gap_pareto":
             Y = np.column_stack([self.dipole[labelled], self.gap[labelled]])
             if self.ref is None:  # a campaign's default, fixed from the start labels
@@ -151,6 +157,7 @@ class _Step:
                                        self.X[free], q, rng,
                                        C_train=self.gap[labelled, None], lower=(GAP_MIN,),
                                        upper=(None,), **common)
+        self.fits = batch.fits
         return free[batch.index]
 
 

@@ -33,6 +33,8 @@ class Batch:
         strategy: The strategy that chose them (``random`` when there were too few
             labels for the one asked for).
         fit: The refit schedule's state after this step's fit (``None`` without one).
+        fits: :func:`choose_multi_batch`'s states, one per model (objectives, then
+            constrained properties), to pass as its ``previous`` next step.
         timings: ``fit_s``, ``score_s`` and ``fit_evaluations`` where a model was fitted.
         info: What the strategy learnt for people (``intervention``: its plan and graph),
             or ``None``.
@@ -46,6 +48,7 @@ class Batch:
     fit: FitState | None = None
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] | None = None
+    fits: tuple[FitState | None, ...] = ()
 
 
 def min_labels(strategy: str) -> int:
@@ -207,15 +210,16 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
                        upper: Sequence[float | None] = (),
                        ref_point: np.ndarray | Sequence[float] | None = None,
                        X_pending: np.ndarray | None = None,
-                       restart_seed: Sequence[int] = (0,)) -> Batch:
+                       restart_seed: Sequence[int] = (0,),
+                       previous: Sequence[FitState | None] = ()) -> Batch:
     """Choose ``q`` candidates for several objectives and/or constrained properties.
 
-    One surrogate is fitted per objective column and per constraint column, each from
-    scratch with ``fit_surrogate(surrogate, X_train, column, None, restart_seed)``: there
-    is no refit schedule across steps (no warm start, no ``refit_growth``; the returned
-    ``Batch.fit`` is ``None``). A ``proxy`` prior mean (``surrogate.options``) describes
-    the first objective's analogue, so only the first objective's GP gets it; the other
-    GPs use a constant mean.
+    One surrogate is fitted per objective column and per constraint column, each through
+    the refit schedule of a single-objective step (:func:`fit_surrogate` with that
+    model's state from ``previous``: warm starts, ``refit_growth``, ``refit_every``); the
+    states come back in ``Batch.fits``. A ``proxy`` prior mean (``surrogate.options``)
+    describes the first objective's analogue, so only the first objective's GP gets it;
+    the other GPs use a constant mean.
 
     It serves one objective with constraints (``logei``, ``ucb``, ``thompson``,
     ``greedy``: constrained forms in :mod:`bodisc.acquisition`) and two or more objectives
@@ -259,10 +263,13 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
         X_pending: Descriptors of molecules chosen earlier whose labels are not back,
             shape ``(p, d)``: the batch is conditioned on them.
         restart_seed: Entropy of the GP restarts' generator.
+        previous: The refit states of the last step's ``Batch.fits`` (objectives, then
+            constrained properties); empty for the first fit, or to fit from scratch.
 
     Returns:
         The :class:`Batch`; ``mean`` and ``std`` are objective 0's posterior at the picks;
-        ``info`` holds ``ref_point`` (``k >= 2``) and ``feasible_labels``.
+        ``fits`` the refit states; ``info`` holds ``ref_point`` (``k >= 2``) and
+        ``feasible_labels``.
 
     Raises:
         ValueError: For a strategy that does not fit the number of objectives, bounds
@@ -307,12 +314,16 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
     from bodisc.surrogates.gp import SMALL_N, torch_threads
 
     plain = _without_proxy(surrogate)
+    if len(previous) not in (0, k + c):
+        raise ValueError(f"{len(previous)} previous refit states for {k + c} models")
+    last = list(previous) or [None] * (k + c)
     with torch_threads(1 if len(Y_t) < SMALL_N else None):
         t0 = time.perf_counter()
-        fits = [fit_surrogate(surrogate if j == 0 else plain, X_t, Y_t[:, j], None,
-                              restart_seed)[0] for j in range(k)]
-        fits += [fit_surrogate(plain, X_t, C_t[:, j], None, restart_seed)[0]
-                 for j in range(c)]
+        columns = [(surrogate if j == 0 else plain, Y_t[:, j]) for j in range(k)]
+        columns += [(plain, C_t[:, j]) for j in range(c)]
+        fitted = [fit_surrogate(settings, X_t, column, state, restart_seed)
+                  for (settings, column), state in zip(columns, last, strict=True)]
+        fits = [model for model, _ in fitted]
         t1 = time.perf_counter()
         models, constraint_models = fits[:k], fits[k:]
         constraints = tuple(Constraint(mdl, lo, up) for mdl, lo, up
@@ -341,7 +352,8 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
     timings = {"fit_s": t1 - t0, "score_s": t2 - t1,
                "fit_evaluations": float(sum(getattr(f, "fit_evaluations", 0) for f in fits))}
     return Batch(sel.index, sel.score, np.asarray(mean, dtype=float),
-                 np.asarray(std, dtype=float), strategy, None, timings, info)
+                 np.asarray(std, dtype=float), strategy, None, timings, info,
+                 tuple(state for _, state in fitted))
 
 
 def _require_gp(surrogate: SurrogateSettings, strategy: str) -> None:

@@ -70,3 +70,43 @@ def test_multi_batch_with_one_objective_and_no_constraint_is_the_plain_batch(dat
     np.testing.assert_array_equal(plain.index, multi.index)
     np.testing.assert_allclose(plain.mean, multi.mean)
     assert multi.fit is None and multi.info == {"feasible_labels": 30}
+
+
+def test_multi_batch_keeps_one_refit_schedule_per_model(data):
+    """Each objective's and constraint's GP goes through the single-objective schedule:
+    with the last step's states it is conditioned (not re-optimised) until the labels
+    have grown by ``refit_growth``, exactly as choose_batch's one GP."""
+    import dataclasses
+
+    from bodisc.loop.step import choose_multi_batch
+
+    X, y = data
+    Y = np.column_stack([y, X[:, 0]])
+    C = X[:, 1:2]
+    grow = dataclasses.replace(GP, refit_growth=1.5)
+    kw = {"strategy": "parego", "surrogate": grow, "beta": 2.0, "lower": (-1.0,),
+          "upper": (None,)}
+    first = choose_multi_batch(X[:40], Y[:40], X[100:], 4, np.random.default_rng(0),
+                               C_train=C[:40], **kw)
+    assert len(first.fits) == 3 and all(f.optimised_at == 40 for f in first.fits)
+    # 50 labels < 40 * 1.5: conditioned on the stored hyperparameters
+    second = choose_multi_batch(X[:50], Y[:50], X[100:], 4, np.random.default_rng(0),
+                                C_train=C[:50],
+                                previous=first.fits, **kw)
+    assert [f.optimised_at for f in second.fits] == [40, 40, 40]
+    assert [f.state for f in second.fits] == [f.state for f in first.fits]
+    assert second.timings["fit_evaluations"] == 0
+    # 60 labels reach the growth: every model re-optimised from its last state
+    third = choose_multi_batch(X[:60], Y[:60], X[100:], 4, np.random.default_rng(0),
+                               C_train=C[:60],
+                               previous=second.fits, **kw)
+    assert [f.optimised_at for f in third.fits] == [60, 60, 60]
+    # a single-objective column's schedule matches choose_batch's
+    plain = choose_batch(X[:50], y[:50], X[100:], 4, np.random.default_rng(0),
+                         strategy="ucb", surrogate=grow, beta=2.0,
+                         previous=first.fits[0])
+    assert plain.fit.optimised_at == 40
+    with pytest.raises(ValueError, match="2 previous refit states for 3 models"):
+        choose_multi_batch(X[:50], Y[:50], X[100:], 4, np.random.default_rng(0),
+                           C_train=C[:50],
+                           previous=first.fits[:2], **kw)

@@ -721,7 +721,9 @@ def bench_objectives_cmd(
 
 @bench_app.command("async")
 def bench_async_cmd(
-    sources: Annotated[str, typer.Option(help="Call-time sources: xtb, dft.")] = "dft",
+    sources: Annotated[str, typer.Option(
+        help="Call-time sources: xtb, dft (times by molecule size), dft_any_size (any "
+             "measured DFT time).")] = "dft",
     seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-4.")] = "0-4",
     budget: Annotated[int, typer.Option(help="Oracle calls per campaign.", min=10)] = 100,
     workers: Annotated[int, typer.Option(help="Workers of both modes.", min=1)] = 4,
@@ -747,7 +749,7 @@ def bench_async_cmd(
             raise typer.BadParameter(f"{x!r}; choose from: {', '.join(ab.SOURCES)}",
                                      param_hint="--sources")
     measured = json.loads(times.read_text()) if times.exists() else {}
-    for x in source_list:
+    for x in dict.fromkeys(ab.SOURCE_TIMES[x][0] for x in source_list):  # measured once
         if x not in measured:
             typer.echo(f"measuring {x} call times (once) into {times}")
             measured[x] = ab.measure_times(x, echo=typer.echo)

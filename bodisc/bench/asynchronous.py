@@ -2,8 +2,12 @@
 
 The same QM9-pool campaign runs in batch mode (batch of ``batch``) and in async mode with
 ``workers`` workers. Its oracle (:class:`TimedQM9Oracle`) returns QM9's B3LYP dipole
-after sleeping for a measured call time: that of a measured call of the nearest heavy-atom
-count, chosen by the molecule's InChIKey, times ``scale``. Sleeping workers use no CPU, so
+after sleeping for a measured call time, times ``scale``: for the sources ``xtb`` and
+``dft`` that of a measured call of the nearest heavy-atom count, chosen by the molecule's
+InChIKey; for ``dft_any_size`` any measured DFT call, chosen by the InChIKey. QM9 is
+mostly molecules of 8 and 9 heavy atoms, so matching sizes narrows the spread of call
+times; a generator campaign's molecules span the sizes, and ``dft_any_size`` draws from
+the whole measured distribution (1 to 48 s) instead. Sleeping workers use no CPU, so
 4 workers on 2 cores measure scheduling, not contention. The call times come from
 :func:`measure_times` (xTB and DFT, run once, committed as JSON).
 
@@ -25,7 +29,11 @@ import numpy as np
 
 from bodisc.builtin_oracles.qm9 import QM9Options, QM9Oracle
 
-SOURCES = ("xtb", "dft")
+SOURCES = ("xtb", "dft", "dft_any_size")
+
+#: Source -> (the measured times it uses, whether a call's time matches its molecule's size).
+SOURCE_TIMES: dict[str, tuple[str, bool]] = {
+    "xtb": ("xtb", True), "dft": ("dft", True), "dft_any_size": ("dft", False)}
 MODES = ("batch", "async")
 
 # The oracles whose call times are measured: the dipole campaign's xTB oracle and the
@@ -96,10 +104,16 @@ def _times(path: str, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def call_time(path: str, source: str, inchikey: str, heavy_atoms: int) -> float:
-    """A measured call time for a molecule: one of the nearest heavy-atom count's calls."""
-    sizes, seconds = _times(path, source)
-    nearest = sizes[np.argmin(np.abs(sizes - heavy_atoms))]
-    pool = seconds[sizes == nearest]
+    """A measured call time for a molecule, chosen by its InChIKey.
+
+    One of the nearest heavy-atom count's calls, or any measured call for a source that
+    does not match sizes (:data:`SOURCE_TIMES`).
+    """
+    measured, by_size = SOURCE_TIMES[source]
+    sizes, seconds = _times(path, measured)
+    pool = seconds
+    if by_size:
+        pool = seconds[sizes == sizes[np.argmin(np.abs(sizes - heavy_atoms))]]
     pick = int(hashlib.sha1(inchikey.encode()).hexdigest(), 16) % len(pool)
     return float(pool[pick])
 

@@ -26,6 +26,14 @@ def test_a_call_time_is_a_measured_one_of_the_nearest_size(times):
     assert ab.call_time(str(times), "dft", key, 2) == ab.call_time(str(times), "dft", key, 2)
 
 
+def test_the_any_size_source_draws_from_every_measured_dft_call(times):
+    ab._times.cache_clear()
+    keys = [f"{i:014d}-UHFFFAOYSA-N" for i in range(200)]
+    drawn = {ab.call_time(str(times), "dft_any_size", k, 9) for k in keys}
+    assert drawn == {0.01, 0.02, 0.05, 0.09}  # a 9-heavy-atom molecule gets any time
+    assert {ab.call_time(str(times), "dft", k, 9) for k in keys} == {0.09}
+
+
 def test_the_timed_oracle_sleeps_then_returns_the_qm9_label(times):
     from bodisc.builtin_oracles.qm9 import QM9Oracle
     from bodisc.oracle import run_one

@@ -12,7 +12,11 @@ the whole measured distribution (1 to 48 s) instead. Sleeping workers use no CPU
 :func:`measure_times` (xTB and DFT, run once, committed as JSON).
 
 Per time source, mode and seed: wall time to the budget, worker utilisation (the calls'
-seconds over ``workers`` x wall time), the best dipole and the top-10 AUC against calls.
+seconds over ``workers`` x wall time, the whole command: start-up and seeds included),
+the best dipole and the top-10 AUC against calls. An async run also carries
+``loop_utilisation``, what the campaign itself records and logs to MLflow
+(``async/utilisation``: the workers' busy seconds, oracle construction included, over
+``workers`` x the wall time of its asynchronous loop, without start-up).
 """
 
 from __future__ import annotations
@@ -222,6 +226,7 @@ def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Pa
         summary = campaign.run()
         wall = time.monotonic() - t0
         jobs = sorted(campaign.store.jobs(fidelity=None), key=lambda j: j.finished_at or 0)
+        loop = campaign.store.get_meta("async/utilisation")
     busy = float(sum(j.seconds or 0.0 for j in jobs))
     calls = [(j.inchikey, j.value) for j in jobs]
     values = [j.value for j in jobs if j.value is not None]
@@ -229,7 +234,22 @@ def run_one_campaign(source: str, mode: str, seed: int, *, times: Path, root: Pa
             "batch": batch, "scale": scale, "budget": budget, "calls": len(jobs),
             "wall_s": wall, "utilisation": busy / (workers * wall) if wall > 0 else None,
             "busy_s": busy, "best": max(values) if values else None,
-            "auc_top10": top_k_auc(calls, budget), "stop_reason": summary.stop_reason}
+            "auc_top10": top_k_auc(calls, budget), "stop_reason": summary.stop_reason,
+            "loop_utilisation": loop["utilisation"] if loop else None}
+
+
+def _stored_loop_utilisation(store: Path) -> float | None:
+    """``async/utilisation`` of a finished campaign's store (runs recorded before the key)."""
+    from bodisc.store import CampaignStore
+
+    if not store.exists():
+        return None
+    opened = CampaignStore(store, create=False)
+    try:
+        loop = opened.get_meta("async/utilisation")
+    finally:
+        opened.close()
+    return float(loop["utilisation"]) if loop else None
 
 
 def run_benchmark(sources: Sequence[str], seeds: Sequence[int], *, times: Path, out: Path,
@@ -250,6 +270,9 @@ def run_benchmark(sources: Sequence[str], seeds: Sequence[int], *, times: Path, 
             r = json.loads(line)
             if (r["budget"], r["workers"], r["batch"], r["scale"]) == (budget, workers,
                                                                        batch, scale):
+                if r["mode"] == "async" and "loop_utilisation" not in r:
+                    name = f"async_{r['source']}_{r['mode']}_{r['seed']}.sqlite"
+                    r["loop_utilisation"] = _stored_loop_utilisation(out / "stores" / name)
                 done[(r["source"], r["mode"], r["seed"])] = r
     for seed in seeds:
         for source in sources:
@@ -276,9 +299,10 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             if not rs:
                 continue
             row: dict[str, Any] = {"source": source, "mode": mode, "seeds": len(rs)}
-            for key in ("wall_s", "utilisation", "best", "auc_top10"):
+            for key in ("wall_s", "utilisation", "loop_utilisation", "best", "auc_top10"):
                 vals = [r[key] for r in rs if r.get(key) is not None]
-                row[key], row[f"{key}_sd"] = float(np.mean(vals)), float(np.std(vals))
+                if vals:
+                    row[key], row[f"{key}_sd"] = float(np.mean(vals)), float(np.std(vals))
             rows.append(row)
         both = {r["mode"]: r for r in rows if r["source"] == source}
         if len(both) == 2:
@@ -288,13 +312,16 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`summarise` rows."""
-    out = ["| source | mode | seeds | wall (s) | async / batch wall | utilisation | best (D) "
-           "| top-10 AUC |", "|---|---|---|---|---|---|---|---|"]
+    out = ["| source | mode | seeds | wall (s) | async / batch wall | utilisation "
+           "| loop utilisation | best (D) | top-10 AUC |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['wall_ratio']:.2f}" if "wall_ratio" in r else "-"
+        loop = (f"{r['loop_utilisation']:.2f} ± {r['loop_utilisation_sd']:.2f}"
+                if "loop_utilisation" in r else "-")
         out.append(f"| {r['source']} | {r['mode']} | {r['seeds']} | "
                    f"{r['wall_s']:.0f} ± {r['wall_s_sd']:.0f} | {ratio} | "
-                   f"{r['utilisation']:.2f} ± {r['utilisation_sd']:.2f} | "
+                   f"{r['utilisation']:.2f} ± {r['utilisation_sd']:.2f} | {loop} | "
                    f"{r['best']:.2f} ± {r['best_sd']:.2f} | "
                    f"{r['auc_top10']:.2f} ± {r['auc_top10_sd']:.2f} |")
     return "\n".join(out)

@@ -53,6 +53,9 @@ def test_one_campaign_of_each_mode_spends_the_budget_and_is_not_run_again(tmp_pa
         assert r["calls"] == 14 and r["stop_reason"] == "budget spent"
         assert 0.0 < r["utilisation"] <= 1.0 and r["wall_s"] > 0
         assert r["best"] is not None and r["auc_top10"] > 0
+    by_mode = {r["mode"]: r for r in records}
+    assert by_mode["batch"]["loop_utilisation"] is None  # the campaign records it in async
+    assert 0.0 < by_mode["async"]["loop_utilisation"] <= 1.0
     rows = ab.summarise(records)
     assert [r["mode"] for r in rows] == ["batch", "async"] and "wall_ratio" in rows[1]
     assert "| dft | async | 1 |" in ab.format_table(rows)
@@ -61,3 +64,9 @@ def test_one_campaign_of_each_mode_spends_the_budget_and_is_not_run_again(tmp_pa
     again = ab.run_benchmark(["dft"], [0], **settings)  # resumed: nothing runs again
     assert again == records
     assert (tmp_path / "runs" / "async.jsonl").read_text().splitlines() == lines
+    # a run recorded before loop_utilisation existed gets it from its store
+    old = [{k: v for k, v in json.loads(line).items() if k != "loop_utilisation"}
+           for line in lines]
+    (tmp_path / "runs" / "async.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    backfilled = {r["mode"]: r for r in ab.run_benchmark(["dft"], [0], **settings)}
+    assert backfilled["async"]["loop_utilisation"] == by_mode["async"]["loop_utilisation"]

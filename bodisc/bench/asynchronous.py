@@ -33,11 +33,10 @@ import numpy as np
 
 from bodisc.builtin_oracles.qm9 import QM9Options, QM9Oracle
 
-SOURCES = ("xtb", "dft", "dft_any_size")
-
 #: Source -> (the measured times it uses, whether a call's time matches its molecule's size).
 SOURCE_TIMES: dict[str, tuple[str, bool]] = {
     "xtb": ("xtb", True), "dft": ("dft", True), "dft_any_size": ("dft", False)}
+SOURCES = tuple(SOURCE_TIMES)
 MODES = ("batch", "async")
 
 # The oracles whose call times are measured: the dipole campaign's xTB oracle and the

@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 REFERENCE = Path("reference")
 PAGES = ("campaign-file.md", "names.md", "python-api.md")
@@ -148,7 +148,7 @@ def names_page() -> str:
         first = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", first)  # Sphinx roles read as code
         try:
             gives = cls.provides(cls.Options())
-        except Exception:  # options without defaults (e.g. the property to look up)
+        except ValidationError:  # options without defaults (e.g. the property to look up)
             gives = dict(cls.properties)
         listed = ", ".join(f"`{k}` ({u})" for k, u in gives.items()) or "the `property` option"
         out.append(f"| `{name}` | {_cell(first)} | {listed} |")

@@ -162,6 +162,61 @@ def test_qlognehvi_never_picks_pending_molecules(multi):
     assert not set(later.index.tolist()) & set(first.index.tolist())
 
 
+def test_cached_joint_posterior_matches_the_model_list(multi):
+    import torch
+    from botorch.models import ModelListGP
+
+    X, Y, models, Xc, ref = multi
+    Z = models[0]._features(Xc[:20])
+    B = models[0]._features(X[:7])
+    joint = mo.CachedJointPosterior(list(models), Z[:10])  # rows 10-19 computed on demand
+    post = joint.posterior(B, Z)
+    full = torch.cat([B.expand(20, 7, -1), Z.unsqueeze(1)], dim=1)  # (20, 8, d)
+    with torch.no_grad():
+        expected = ModelListGP(*[g.model for g in models]).posterior(full)
+    assert post.mean.shape == expected.mean.shape == (20, 8, 2)
+    np.testing.assert_allclose(post.mean.numpy(), expected.mean.numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(post.distribution.covariance_matrix.numpy(),
+                               expected.distribution.covariance_matrix.numpy(),
+                               rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_cached_joint_posterior_gives_botorchs_acquisition_values(multi, monkeypatch,
+                                                                  constrained):
+    X, Y, models, Xc, ref = multi
+    kw = {"m": 600, "q": 5, "seed": 2, "pending": Xc[1500:1503]}
+    if constrained:  # a third output: x2 <= 0.5
+        cgp = GPSurrogate("matern52", "cpu").fit(X, X[:, 2])
+        kw.update(constraints=(Constraint(cgp, upper=0.5),), feasible_train=X[:, 2] <= 0.5)
+    fast = select("qlognehvi", multi_ctx(multi, **kw))
+    monkeypatch.setattr(mo, "FAST_POSTERIOR", False)  # botorch's models all the way
+    slow = select("qlognehvi", multi_ctx(multi, **kw))
+    np.testing.assert_array_equal(fast.index, slow.index)
+    np.testing.assert_allclose(fast.score, slow.score, rtol=1e-6, atol=1e-8)
+
+
+def test_lazy_greedy_picks_the_plain_greedy_batch(multi, monkeypatch):
+    lazy = select("qlognehvi", multi_ctx(multi, m=1000, q=12, seed=4))
+    monkeypatch.setattr(mo, "LAZY_GREEDY", False)
+    plain = select("qlognehvi", multi_ctx(multi, m=1000, q=12, seed=4))
+    np.testing.assert_array_equal(lazy.index, plain.index)
+    np.testing.assert_allclose(lazy.score, plain.score, rtol=1e-9)
+
+
+def test_lazy_greedy_evaluates_fewer_candidates(multi, monkeypatch):
+    calls = []
+    evaluate = mo._evaluate
+    monkeypatch.setattr(mo, "_evaluate", lambda acq, Z: calls.append(len(Z)) or evaluate(acq, Z))
+    select("qlognehvi", multi_ctx(multi, m=1000, q=12, seed=4))
+    lazy = sum(calls)
+    calls.clear()
+    monkeypatch.setattr(mo, "LAZY_GREEDY", False)
+    select("qlognehvi", multi_ctx(multi, m=1000, q=12, seed=4))
+    assert sum(calls) == sum(512 - i for i in range(12))  # every free short-listed one
+    assert lazy < sum(calls) / 3
+
+
 def test_constraint_bounds_are_checked():
     with pytest.raises(ValueError, match="bound"):
         Constraint(None)

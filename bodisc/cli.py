@@ -704,6 +704,7 @@ def bench_objectives_cmd(
     rows = mo.summarise(records)
     table = mo.format_table(rows)
     (out / "objectives.md").write_text(f"Pool: {pool.note}.\n\n{table}\n")
+    mo.write_figure(rows, out / "objectives.png")
     typer.echo(table)
     if json_out:
         payload = {"pool": pool.note, "settings": {"calls": calls, "batch": 50, "start": 100,

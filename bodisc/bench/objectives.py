@@ -362,6 +362,45 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+#: The headline key of each task, drawn by :func:`write_figure`.
+FIGURE_KEYS = {"dipole_gap_pareto": ("pareto_recall_", "share of the Pareto top 1 % found"),
+               "dipole_constrained": ("top1pct_recall_", "share of the feasible top 1 % found")}
+
+
+def write_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Recall at each checkpoint per method (mean and standard deviation over seeds).
+
+    One panel per task of :func:`summarise` ``rows``; written to ``path`` (PNG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        prefix, label = FIGURE_KEYS[task]
+        for r in (r for r in rows if r["task"] == task):
+            keys = sorted((k for k in r if k.startswith(prefix) and not k.endswith("_sd")
+                           and r[k] is not None), key=_column_order)
+            calls = [int(k[len(prefix):]) for k in keys]
+            ax.errorbar(calls, [r[k] for k in keys], yerr=[r[f"{k}_sd"] or 0.0 for k in keys],
+                        marker="o", capsize=3, label=f"{r['method']} ({r['seeds']} seeds)",
+                        ls="--" if r["method"] in ("random", "cheap") else "-")
+        ax.set_title(task)
+        ax.set_xlabel("oracle calls")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _column_order(key: str) -> tuple[int, int]:
     """Recall columns by checkpoint first, then front, hypervolume, infeasible share."""
     groups = ("pareto_recall_", "top1pct_recall_", "front_recall_", "hv_fraction_",

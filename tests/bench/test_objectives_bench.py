@@ -17,6 +17,7 @@ from bodisc.bench.objectives import (
     replay_run,
     run_benchmark,
     summarise,
+    write_figure,
 )
 from bodisc.pareto import nondominated_layers, pareto_mask
 
@@ -65,6 +66,18 @@ def test_every_method_of_each_task_gives_its_figures(records):
             assert 0 <= r["infeasible_share"] <= 1
     table = format_table(summarise(records))
     assert "dipole_gap_pareto" in table and "qlognehvi" in table and "gp_ucb" in table
+
+
+@pytest.mark.slow
+def test_figure_has_one_panel_per_task(records, tmp_path):
+    import matplotlib.image as mpimg
+
+    rows = summarise(records)
+    both = mpimg.imread(write_figure(rows, tmp_path / "both.png"))
+    one = mpimg.imread(write_figure([r for r in rows if r["task"] == "dipole_constrained"],
+                                    tmp_path / "one.png"))
+    assert both.shape[0] == one.shape[0] > 300
+    assert both.shape[1] > 1.8 * one.shape[1]
 
 
 @pytest.mark.slow

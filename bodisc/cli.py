@@ -766,6 +766,7 @@ def bench_async_cmd(
             f"{r['auc_top10']:.2f}"))
     table = ab.format_table(ab.summarise(records))
     (out / "async.md").write_text(table + "\n")
+    ab.write_figure(records, out / "async.png")
     typer.echo(table)
     if json_out:
         payload = {"settings": {"budget": budget, "workers": workers, "batch": batch,

@@ -324,3 +324,39 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
                    f"{r['best']:.2f} ± {r['best_sd']:.2f} | "
                    f"{r['auc_top10']:.2f} ± {r['auc_top10_sd']:.2f} |")
     return "\n".join(out)
+
+
+def write_figure(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Wall time and worker utilisation of each seed, batch against async, per source.
+
+    Left: wall time per seed (one marker per run, a line joining a seed's two modes);
+    right: whole-command utilisation the same way. Written to ``path`` (PNG).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    sources = [x for x in SOURCES if any(r["source"] == x for r in records)]
+    for key, ax, label in (("wall_s", axes[0], "wall time (s)"),
+                           ("utilisation", axes[1], "worker utilisation")):
+        for j, source in enumerate(sources):
+            for seed in sorted({r["seed"] for r in records if r["source"] == source}):
+                pair = {r["mode"]: r[key] for r in records
+                        if r["source"] == source and r["seed"] == seed}
+                xs = [i + 0.15 * (j - (len(sources) - 1) / 2) for i, m in enumerate(MODES)
+                      if m in pair]
+                ax.plot(xs, [pair[m] for m in MODES if m in pair], marker="o",
+                        color=f"C{j}", alpha=0.8, label=source if seed == 0 else None)
+        ax.set_xticks(range(len(MODES)), MODES)
+        ax.set_xlim(-0.5, len(MODES) - 0.5)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].set_ylim(0, 1.02)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -70,3 +70,16 @@ def test_one_campaign_of_each_mode_spends_the_budget_and_is_not_run_again(tmp_pa
     (tmp_path / "runs" / "async.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     backfilled = {r["mode"]: r for r in ab.run_benchmark(["dft"], [0], **settings)}
     assert backfilled["async"]["loop_utilisation"] == by_mode["async"]["loop_utilisation"]
+
+
+def test_figure_draws_both_panels_from_the_runs(tmp_path):
+    import matplotlib.image as mpimg
+
+    runs = [{"source": s, "mode": m, "seed": k, "wall_s": 100.0 + 10 * k + (m == "batch") * 50,
+             "utilisation": 0.6 if m == "batch" else 0.9}
+            for s in ("dft", "xtb") for m in ab.MODES for k in range(2)]
+    path = ab.write_figure(runs, tmp_path / "async.png")
+    image = mpimg.imread(path)
+    assert image.shape[1] > 2 * image.shape[0] * 0.9  # two panels side by side
+    with pytest.raises(KeyError):  # a run without its figures is not drawn as zero
+        ab.write_figure([{"source": "dft", "mode": "batch", "seed": 0}], tmp_path / "x.png")

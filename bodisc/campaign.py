@@ -1057,6 +1057,7 @@ class Campaign:
             C_train=C[complete] if obj.constraints else None, lower=obj.lower,
             upper=obj.upper, ref_point=ref,
             X_pending=matrix(waiting) if waiting else None,
+            likely=self.config.acquisition.feasibility,
             restart_seed=(self.config.random_seed, it, 1),
             previous=self._last_fits(it, len(obj.names) + len(obj.constraints)))
 

@@ -281,6 +281,11 @@ class AcquisitionConfig(_Frozen):
     greedy_until: float = Field(
         default=0.0, ge=0.0, le=1.0, description="share of the oracle budget up to which "
         "model batches are greedy (largest posterior means); `name` chooses after it")
+    feasibility: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="with [[constraints]]: ucb, greedy and "
+        "parego take a candidate at least this likely to satisfy every constraint before "
+        "any less likely one; raise it to spend fewer calls on infeasible molecules, at "
+        "the price of fewer near the bounds")
     intervention_k: int = Field(
         default=3, ge=1, description="intervention: descriptors intervened on, those with "
         "the largest total causal effect on the target")

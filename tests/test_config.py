@@ -84,6 +84,8 @@ BAD = [
      "greater than or equal to 1"),
     ('max_heavy_atoms = 5', 'max_heavy_atoms = 5\nsa_max = 12', "generator.sa_max",
      "less than or equal to 10"),
+    ('[acquisition]', '[acquisition]\nfeasibility = 1.0', "acquisition.feasibility",
+     "less than 1"),
 ]
 
 

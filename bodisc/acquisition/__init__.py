@@ -102,6 +102,13 @@ class Constraint:
             raise ValueError(f"constraint bounds: lower {self.lower} > upper {self.upper}")
 
 
+#: A candidate at least this likely to be feasible counts as feasible for the order of
+#: constrained ``ucb``, ``greedy`` and ``parego``, and its believed label may raise the
+#: kriging believer's incumbent: the default of ``AcquisitionContext.likely`` (a
+#: campaign's ``[acquisition] feasibility``).
+LIKELY = 0.5
+
+
 @dataclass
 class AcquisitionContext:
     """What a strategy sees.
@@ -133,6 +140,8 @@ class AcquisitionContext:
         feasible_train: Whether each labelled molecule is feasible, shape ``(n,)``, or
             ``None`` (with constraints, ``best`` must then be the best feasible label,
             ``-inf`` when none is).
+        likely: With constraints, the probability of feasibility from which a
+            candidate counts as likely feasible (:data:`LIKELY` by default).
     """
 
     X: np.ndarray
@@ -152,6 +161,7 @@ class AcquisitionContext:
     ref_point: np.ndarray | None = None
     constraints: tuple[Constraint, ...] = ()
     feasible_train: np.ndarray | None = None
+    likely: float = LIKELY
 
 
 @dataclass(frozen=True)
@@ -278,11 +288,6 @@ BOUND_MIN = 20000
 THOMPSON_MAX = 4096
 
 
-#: A candidate at least this likely to be feasible counts as feasible for the order of
-#: constrained ``ucb``, ``greedy`` and ``parego``, and its believed label may raise the
-#: kriging believer's incumbent.
-LIKELY = 0.5
-
 #: Floor of ``log PoF``: finite, so that a hopeless candidate still ranks (last) and a
 #: batch larger than the hopeful candidates is still q distinct ones.
 LOG_POF_FLOOR = -1e300
@@ -328,7 +333,7 @@ def _log_interval(mean: np.ndarray, std: np.ndarray, lower: float | None,
 
 
 def _feasibility(ctx: AcquisitionContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log PoF of the candidates and who is likely feasible (``PoF >= LIKELY``).
+    """Log PoF of the candidates and who is likely feasible (``PoF >= ctx.likely``).
 
     Returns:
         ``(log_pof (m,), likely candidates (m,), likely pending molecules (p,))``.
@@ -337,18 +342,18 @@ def _feasibility(ctx: AcquisitionContext) -> tuple[np.ndarray, np.ndarray, np.nd
     pending = _pending(ctx)
     log_pof_p = (log_feasibility(ctx.constraints, pending) if len(pending)
                  else np.zeros(0))
-    cut = float(np.log(LIKELY))
+    cut = float(np.log(ctx.likely))
     return log_pof, log_pof >= cut, log_pof_p >= cut
 
 
-def feasibility_tiers(log_pof: np.ndarray) -> np.ndarray:
+def feasibility_tiers(log_pof: np.ndarray, likely: float = LIKELY) -> np.ndarray:
     """Feasibility tiers of constrained UCB, greedy and ParEGO, shape ``(m,)``, ints.
 
-    Tier 0 for ``PoF >= LIKELY``, then one tier per distinct PoF below it, most likely
+    Tier 0 for ``PoF >= likely``, then one tier per distinct PoF below it, most likely
     feasible first.
     """
     tier = np.zeros(log_pof.shape[0], dtype=np.int64)
-    low = log_pof < np.log(LIKELY)
+    low = log_pof < np.log(likely)
     if low.any():
         _, rank = np.unique(-log_pof[low], return_inverse=True)
         tier[low] = 1 + rank.reshape(-1)
@@ -536,17 +541,18 @@ def log_expected_improvement(ctx: AcquisitionContext) -> Selection:
 def upper_confidence_bound(ctx: AcquisitionContext) -> Selection:
     """UCB, ``mean + sqrt(beta) * std``, with kriging-believer batches.
 
-    With constraints: UCB among the candidates with ``PoF >= 0.5``, then the others, most
-    likely feasible first. The offset puts tier ``t`` (:func:`feasibility_tiers`)
-    ``t * R`` below tier 0, with ``R`` more than the spread of every score the batch can
-    see (conditioned UCB lies between the smallest mean and the largest first-step UCB),
-    so the order across tiers is strict and within a tier it is UCB.
+    With constraints: UCB among the candidates with ``PoF >= ctx.likely`` (0.5 unless set),
+    then the others, most likely feasible first. The offset puts tier ``t``
+    (:func:`feasibility_tiers`) ``t * R`` below tier 0, with ``R`` more than the spread
+    of every score the batch can see (conditioned UCB lies between the smallest mean and
+    the largest first-step UCB), so the order across tiers is strict and within a tier it
+    is UCB.
     """
     root_beta = float(np.sqrt(ctx.beta))
     if not ctx.constraints:
         return _believer(ctx, lambda mean, std, best: mean + root_beta * std)
     log_pof, likely, likely_p = _feasibility(ctx)
-    tier = feasibility_tiers(log_pof).astype(float)
+    tier = feasibility_tiers(log_pof, ctx.likely).astype(float)
 
     def offset(mean: np.ndarray, first: np.ndarray) -> np.ndarray:
         spread = float(np.max(first)) - float(np.min(mean)) + 1.0
@@ -653,13 +659,13 @@ def _conditioned_samples(surrogate: GPSurrogate, pending: np.ndarray, X: np.ndar
 def greedy_mean(ctx: AcquisitionContext) -> Selection:
     """The q largest posterior means (pure exploitation).
 
-    With constraints: the largest means among the candidates with ``PoF >= 0.5``, then
-    the others, most likely feasible first.
+    With constraints: the largest means among the candidates with ``PoF >= ctx.likely``,
+    then the others, most likely feasible first.
     """
     assert ctx.surrogate is not None
     mean, _ = ctx.surrogate.predict(ctx.X)
     if ctx.constraints:
-        tier = feasibility_tiers(log_feasibility(ctx.constraints, ctx.X))
+        tier = feasibility_tiers(log_feasibility(ctx.constraints, ctx.X), ctx.likely)
         order = np.lexsort((-mean, tier))[: ctx.q]
         return Selection(order, mean[order])
     order = np.argsort(-mean, kind="stable")[: ctx.q]

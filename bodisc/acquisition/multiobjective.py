@@ -27,7 +27,8 @@ the same labelled descriptors; constraints come as ``AcquisitionContext.constrai
   and the best candidate not yet chosen taken. No extra fits and no kriging believer:
   the batch spreads because every pick has its own weights; pending molecules are not
   conditioned on (the caller keeps them out of the candidates). With constraints the
-  candidates with ``PoF >= 0.5`` come first, then the others, most likely feasible first.
+  candidates with ``PoF >= ctx.likely`` (0.5 unless set) come first, then the others, most
+  likely feasible first.
 
 The short list of ``qlognehvi`` (the project's fast scoring path): botorch's acquisition
 costs a joint posterior over the baseline and each candidate, far more than the cached
@@ -610,7 +611,8 @@ def parego(ctx: AcquisitionContext) -> Selection:
     span = np.array([np.max(c[np.isfinite(c)]) for c in Y.T]) - lo
     span = np.where(span > 0, span, 1.0)
     U = (ucb - lo) / span
-    tier = (feasibility_tiers(log_feasibility(ctx.constraints, ctx.X)) if ctx.constraints
+    tier = (feasibility_tiers(log_feasibility(ctx.constraints, ctx.X), ctx.likely)
+            if ctx.constraints
             else np.zeros(m, dtype=np.int64))
     weights = chebyshev_weights(k, q, ctx.rng)  # one weight vector per pick
     free = np.ones(m, dtype=bool)

@@ -33,6 +33,8 @@ Methods (:data:`METHODS`):
   hypervolume's reference point of the acquisition is a campaign's default: the start
   labels' worst minus 10 % of their range, fixed for the run (the pool's labels are
   never shown to a method).
+* ``gp_ucb_strict``: ``gp_ucb`` with ``[acquisition] feasibility`` at
+  :data:`STRICT_FEASIBILITY` (candidates at least that likely feasible first).
 """
 
 from __future__ import annotations
@@ -53,8 +55,12 @@ from bodisc.bench.replay import top_threshold
 #: Task -> its methods, in table order.
 METHODS: dict[str, tuple[str, ...]] = {
     "dipole_gap_pareto": ("random", "cheap", "parego", "qlognehvi"),
-    "dipole_constrained": ("random", "cheap", "gp_ucb", "gp_logei"),
+    "dipole_constrained": ("random", "cheap", "gp_ucb", "gp_logei", "gp_ucb_strict"),
 }
+
+#: ``gp_ucb_strict``: constrained UCB with ``[acquisition] feasibility`` at this value
+#: (``gp_ucb`` keeps the default, 0.5).
+STRICT_FEASIBILITY = 0.9
 TASKS: tuple[str, ...] = tuple(METHODS)
 
 #: The constrained task's window: B3LYP HOMO-LUMO gap at least this (eV).
@@ -124,11 +130,12 @@ class _FeasibleRanking:
 class _Step:
     """bodisc's multi-output step on the pool (one GP per output, linear prior mean)."""
 
-    def __init__(self, pool: ReplayPool, task: str, strategy: str) -> None:
+    def __init__(self, pool: ReplayPool, task: str, strategy: str,
+                 likely: float | None = None) -> None:
         from bodisc.bench.efficiency import REFIT_GROWTH
         from bodisc.loop.refit import SurrogateSettings
 
-        self.X, self.task, self.strategy = pool.X, task, strategy
+        self.X, self.task, self.strategy, self.likely = pool.X, task, strategy, likely
         self.dipole, self.gap = pool.labels["dipole"], pool.labels["gap"]
         self.settings = SurrogateSettings("gp", device="cpu", options={"mean": "linear"},
                                           warm_start=True, refit_growth=REFIT_GROWTH)
@@ -156,7 +163,7 @@ class _Step:
             batch = choose_multi_batch(self.X[labelled], self.dipole[labelled, None],
                                        self.X[free], q, rng,
                                        C_train=self.gap[labelled, None], lower=(GAP_MIN,),
-                                       upper=(None,), **common)
+                                       upper=(None,), likely=self.likely, **common)
         self.fits = batch.fits
         return free[batch.index]
 
@@ -178,6 +185,9 @@ def make_chooser(task: str, method: str, pool: ReplayPool) -> Chooser:
         if task == "dipole_gap_pareto":
             return _Cheap(pool)
         return _FeasibleRanking(pool, float(np.mean(pool.labels["gap"] >= GAP_MIN)))
+    if method.endswith("_strict"):
+        return _Step(pool, task, method.removeprefix("gp_").removesuffix("_strict"),
+                     likely=STRICT_FEASIBILITY)
     return _Step(pool, task, method.removeprefix("gp_"))
 
 

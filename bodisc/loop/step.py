@@ -210,6 +210,7 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
                        upper: Sequence[float | None] = (),
                        ref_point: np.ndarray | Sequence[float] | None = None,
                        X_pending: np.ndarray | None = None,
+                       likely: float | None = None,
                        restart_seed: Sequence[int] = (0,),
                        previous: Sequence[FitState | None] = ()) -> Batch:
     """Choose ``q`` candidates for several objectives and/or constrained properties.
@@ -262,6 +263,9 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
             ``None``: :func:`bodisc.acquisition.multiobjective.default_ref_point`.
         X_pending: Descriptors of molecules chosen earlier whose labels are not back,
             shape ``(p, d)``: the batch is conditioned on them.
+        likely: With constraints, the probability of feasibility from which ``ucb``,
+            ``greedy`` and ``parego`` count a candidate as likely feasible (``[acquisition]
+            feasibility``); ``None``: :data:`bodisc.acquisition.LIKELY`.
         restart_seed: Entropy of the GP restarts' generator.
         previous: The refit states of the last step's ``Batch.fits`` (objectives, then
             constrained properties); empty for the first fit, or to fit from scratch.
@@ -276,7 +280,7 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
             that do not match ``C_train``, or a multi-objective strategy with a surrogate
             kind whose model is not a ``GPSurrogate``.
     """
-    from bodisc.acquisition import ACQUISITIONS, AcquisitionContext, Constraint, select
+    from bodisc.acquisition import ACQUISITIONS, LIKELY, AcquisitionContext, Constraint, select
     from bodisc.pareto import feasible_mask
 
     spec = ACQUISITIONS[strategy]
@@ -329,6 +333,7 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
         constraints = tuple(Constraint(mdl, lo, up) for mdl, lo, up
                             in zip(constraint_models, lows, ups, strict=True))
         best = float(np.max(Y_t[feasible, 0])) if feasible.any() else -np.inf
+        cut = LIKELY if likely is None else float(likely)
         pending = X_pending if X_pending is not None and len(X_pending) else None
         info: dict[str, Any] = {"feasible_labels": int(feasible.sum())}
         if several:
@@ -342,10 +347,11 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
             ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
                                      X_train=X_t, y_train=Y_t[:, 0], models=tuple(models),
                                      Y_train=Y_t, ref_point=ref, constraints=constraints,
-                                     feasible_train=feasible)
+                                     feasible_train=feasible, likely=cut)
         else:
             ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
-                                     constraints=constraints, feasible_train=feasible)
+                                     constraints=constraints, feasible_train=feasible,
+                                     likely=cut)
         sel = select(strategy, ctx)
         mean, std = models[0].predict(X_cand[sel.index])
         t2 = time.perf_counter()

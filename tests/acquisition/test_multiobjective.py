@@ -299,6 +299,28 @@ def test_constrained_ucb_puts_likely_feasible_first(constrained):
     assert (np.diff(rest) <= 0).all()  # then most likely feasible first
 
 
+@pytest.mark.parametrize("name", ["ucb", "greedy"])
+def test_a_stricter_feasibility_keeps_to_surer_candidates(constrained, name):
+    X, y, c, gp, _, Xc = constrained
+    noisy = c + np.random.default_rng(5).normal(scale=0.15, size=c.shape)  # an unsure GP
+    cgp = GPSurrogate("matern52", "cpu").fit(X, noisy)
+    pof = np.exp(log_feasibility((Constraint(cgp, upper=0.5),), Xc))
+    sure = int((pof >= 0.9).sum())
+    assert 5 < sure < int((pof >= 0.5).sum()) - 5  # candidates in between
+    q = sure // 2
+
+    def ctx(**kw):
+        return AcquisitionContext(Xc, q, float(np.max(y[noisy <= 0.5])),
+                                  np.random.default_rng(0), gp, 2.0,
+                                  constraints=(Constraint(cgp, upper=0.5),),
+                                  feasible_train=noisy <= 0.5, **kw)
+
+    default = select(name, ctx())
+    strict = select(name, ctx(likely=0.9))
+    assert (pof[strict.index] >= 0.9).all()
+    assert (pof[default.index] < 0.9).any()  # by default the boundary is explored
+
+
 def test_constrained_batch_is_conditioned_on_pending(constrained):
     X, y, c, gp, cgp, Xc = constrained
     first = select("logei", constrained_ctx(constrained, q=3))
@@ -355,6 +377,12 @@ def test_choose_multi_batch_one_objective_with_a_constraint(step_data):
                                strategy="logei", surrogate=GP, beta=2.0, C_train=C,
                                upper=[0.5], X_pending=Xc[batch.index])
     assert not set(rest[later.index].tolist()) & set(batch.index.tolist())
+    # a stricter feasibility reaches the acquisition
+    strict = choose_multi_batch(X, y, Xc, 4, np.random.default_rng(0), strategy="ucb",
+                                surrogate=GP, beta=2.0, C_train=C, upper=[0.5], likely=0.99)
+    cgp = GPSurrogate("matern52", "cpu").fit(np.delete(X, 3, 0), np.delete(C[:, 0], 3))
+    pof = np.exp(log_feasibility((Constraint(cgp, upper=0.5),), Xc[strict.index]))
+    assert (pof > 0.95).all()
 
 
 def test_choose_multi_batch_refuses_what_it_cannot_do(step_data):

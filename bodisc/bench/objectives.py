@@ -248,7 +248,8 @@ def replay_run(pool: ReplayPool, task: str, method: str, seed: int, *, calls: in
     if task == "dipole_gap_pareto":
         for c in checkpoints:
             record[f"pareto_recall_{c}"] = share(figures["pareto_top"], min(c, calls))
-        record[f"front_recall_{calls}"] = share(figures["front"], calls)
+        for c in (*checkpoints, calls):  # runs before 2026-12-04 recorded only the last
+            record[f"front_recall_{min(c, calls)}"] = share(figures["front"], min(c, calls))
         Y = np.column_stack([pool.labels["dipole"][order_arr], pool.labels["gap"][order_arr]])
         record[f"hv_fraction_{calls}"] = (hypervolume(Y, figures["hv_reference"])
                                           / figures["pool_hypervolume"])
@@ -340,6 +341,8 @@ def summarise(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             vals = [r[key] for r in rs if r.get(key) is not None]
             row[key] = float(np.mean(vals)) if vals else None
             row[f"{key}_sd"] = float(np.std(vals)) if vals else None
+            if len(vals) < len(rs):  # a figure only some runs recorded
+                row[f"{key}_n"] = len(vals)
         rows.append(row)
     order = {(t, m): (i, j) for i, t in enumerate(TASKS) for j, m in enumerate(METHODS[t])}
     return sorted(rows, key=lambda r: order.get((r["task"], r["method"]), (99, 99)))
@@ -352,14 +355,15 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
         v = row.get(key)
         if v is None:
             return "-"
-        return f"{v:.2f} ± {row.get(f'{key}_sd') or 0.0:.2f}"
+        part = f" (n = {row[f'{key}_n']})" if f"{key}_n" in row else ""
+        return f"{v:.2f} ± {row.get(f'{key}_sd') or 0.0:.2f}{part}"
 
     out = []
     for task in TASKS:
         mine = [r for r in rows if r["task"] == task]
         if not mine:
             continue
-        given = {k for r in mine for k in r if not k.endswith("_sd")
+        given = {k for r in mine for k in r if not k.endswith(("_sd", "_n"))
                  and k not in ("task", "method", "seeds")}
         keys = sorted(given, key=_column_order)
         out.append(f"**{task}**\n")
@@ -392,7 +396,8 @@ def write_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     for ax, task in zip(axes[0], tasks, strict=True):
         prefix, label = FIGURE_KEYS[task]
         for r in (r for r in rows if r["task"] == task):
-            keys = sorted((k for k in r if k.startswith(prefix) and not k.endswith("_sd")
+            keys = sorted((k for k in r if k.startswith(prefix)
+                           and not k.endswith(("_sd", "_n"))
                            and r[k] is not None), key=_column_order)
             calls = [int(k[len(prefix):]) for k in keys]
             ax.errorbar(calls, [r[k] for k in keys], yerr=[r[f"{k}_sd"] or 0.0 for k in keys],

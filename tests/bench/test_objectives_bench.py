@@ -60,7 +60,8 @@ def test_every_method_of_each_task_gives_its_figures(records):
     for r in records:
         if r["task"] == "dipole_gap_pareto":
             assert 0 <= r["pareto_recall_75"] <= r["pareto_recall_100"] <= 1
-            assert 0 <= r["front_recall_100"] <= 1 and 0 <= r["hv_fraction_100"] <= 1
+            assert 0 <= r["front_recall_75"] <= r["front_recall_100"] <= 1
+            assert 0 <= r["hv_fraction_100"] <= 1
         else:
             assert 0 <= r["top1pct_recall_75"] <= r["top1pct_recall_100"] <= 1
             assert 0 <= r["infeasible_share"] <= 1
@@ -89,3 +90,15 @@ def test_runs_are_seeded_and_cheap_beats_random_on_the_front(pool, records):
     for seed in (0, 1):
         cheap = by[("dipole_gap_pareto", "cheap", seed)]["hv_fraction_100"]
         assert cheap > by[("dipole_gap_pareto", "random", seed)]["hv_fraction_100"]
+
+
+def test_a_figure_only_some_runs_recorded_says_over_how_many_seeds():
+    runs = [{"task": "dipole_gap_pareto", "method": "parego", "seed": s,
+             "pareto_recall_500": 0.5 + s / 10, "front_recall_2000": 1.0}
+            for s in range(3)]
+    runs[2]["front_recall_500"] = 0.8  # recorded by the newest run only
+    row = summarise(runs)[0]
+    assert row["seeds"] == 3 and row["front_recall_500_n"] == 1
+    assert "front_recall_2000_n" not in row and abs(row["pareto_recall_500"] - 0.6) < 1e-12
+    table = format_table([row])
+    assert "| 0.80 ± 0.00 (n = 1) |" in table and "front_recall_500_n" not in table

@@ -43,9 +43,10 @@ def test_bench_nehvi_gives_botorchs_batch_faster_small():
     from bodisc.bench.surrogate import bench_nehvi
 
     out = bench_nehvi(n=80, candidates=700, q=6, device="cpu")
-    assert out["nehvi_same_batch"] and out["nehvi_max_score_diff"] < 1e-6
+    assert out["nehvi_cached_same_batch"] and out["nehvi_cached_max_score_diff"] < 1e-6
     assert out["nehvi_s"] > 0 and out["nehvi_plain_s"] > 0
     assert out["nehvi_speedup"] == pytest.approx(out["nehvi_plain_s"] / out["nehvi_s"])
+    assert out["nehvi_lazy_leading_picks_same"] == 6 == out["nehvi_lazy_molecules_shared"]
     assert out["nehvi_sizes"]["q"] == 6 and out["nehvi_sizes"]["candidates"] == 700
 
 

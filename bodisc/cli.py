@@ -665,6 +665,9 @@ def bench_objectives_cmd(
     parallel: Annotated[int, typer.Option(help="Runs at once.", min=1)] = 1,
     out: Annotated[Path, typer.Option(help="Folder of the runs (JSON lines, resumable) and "
                                            "the table.")] = Path("runs/bench/objectives"),
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Run nothing: table, figure and JSON from the runs already "
+                              "in the folder (of the methods and seeds asked for).")] = False,
     json_out: JsonOpt = None,
 ) -> None:
     """Several objectives and a constraint on QM9 replay (Pareto recall, hypervolume)."""
@@ -694,7 +697,7 @@ def bench_objectives_cmd(
                f"(from {figures['feasible_threshold']:.2f} D)")
     records = mo.run_benchmark(
         pool, task_list, _parse_seeds(seeds), method_list, calls=calls, parallel=parallel,
-        records_path=out / "objectives.jsonl",
+        records_path=out / "objectives.jsonl", run_missing=not report_only,
         progress=lambda r: typer.echo(
             f"{r['task']} {r['method']} seed {r['seed']}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in r.items()

@@ -270,12 +270,13 @@ def run_benchmark(pool: ReplayPool, tasks: Sequence[str], seeds: Sequence[int],
                   start: int = 100, checkpoints: tuple[int, ...] = CHECKPOINTS,
                   infeasible_after: int = INFEASIBLE_AFTER,
                   records_path: Path | None = None, parallel: int = 1,
-                  progress: Callable[[dict[str, Any]], None] | None = None
-                  ) -> list[dict[str, Any]]:
+                  progress: Callable[[dict[str, Any]], None] | None = None,
+                  run_missing: bool = True) -> list[dict[str, Any]]:
     """Every (task, method, seed) run, resumable through ``records_path`` (JSON lines).
 
     ``methods``: a subset of each task's methods (``None``: all). Runs already in
-    ``records_path`` with the same pool size and budget are not run again.
+    ``records_path`` with the same pool size and budget are not run again; with
+    ``run_missing=False`` nothing runs and only those are returned.
     """
     figures = pool_figures(pool)
     done: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -288,7 +289,7 @@ def run_benchmark(pool: ReplayPool, tasks: Sequence[str], seeds: Sequence[int],
                     done[(r["task"], r["method"], r["seed"])] = r
     keys = [(t, m, s) for t in tasks for m in METHODS[t]
             if methods is None or m in methods for s in seeds]
-    todo = [k for k in keys if k not in done]
+    todo = [k for k in keys if k not in done] if run_missing else []
     settings = {"calls": calls, "batch": batch, "start": start, "checkpoints": checkpoints,
                 "infeasible_after": infeasible_after}
 
@@ -315,7 +316,7 @@ def run_benchmark(pool: ReplayPool, tasks: Sequence[str], seeds: Sequence[int],
             futures = [ex.submit(_worker_run, t, m, s, settings) for t, m, s in todo]
             for future in as_completed(futures):
                 finished(future.result())
-    return [done[k] for k in keys]
+    return [done[k] for k in keys if k in done]
 
 
 def _worker_run(task: str, method: str, seed: int, settings: dict[str, Any]

@@ -102,3 +102,17 @@ def test_a_figure_only_some_runs_recorded_says_over_how_many_seeds():
     assert "front_recall_2000_n" not in row and abs(row["pareto_recall_500"] - 0.6) < 1e-12
     table = format_table([row])
     assert "| 0.80 ± 0.00 (n = 1) |" in table and "front_recall_500_n" not in table
+
+
+def test_finished_runs_are_not_run_again_and_report_only_runs_nothing(pool, tmp_path):
+    path = tmp_path / "objectives.jsonl"
+    first = run_benchmark(pool, ["dipole_constrained"], [0], ["random", "cheap"],
+                          records_path=path, **SETTINGS)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    again = run_benchmark(pool, ["dipole_constrained"], [0, 1], ["random", "cheap"],
+                          records_path=path, run_missing=False, **SETTINGS)
+    assert again == first and path.read_text().splitlines() == lines  # seed 1 not run
+    more = run_benchmark(pool, ["dipole_constrained"], [0, 1], ["random", "cheap"],
+                         records_path=path, **SETTINGS)
+    assert more[:1] == first[:1] and len(more) == 4 and len(path.read_text().splitlines()) == 4

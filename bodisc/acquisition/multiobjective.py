@@ -485,14 +485,14 @@ def _next_pick(acq: Any, Z: torch.Tensor, free: np.ndarray, bound: np.ndarray,
     """
     left = np.flatnonzero(free)
     if not lazy:
-        values = _evaluate(acq, Z[torch_index(left, Z)])
+        values = _evaluate(acq, Z[_torch_index(left, Z)])
         bound[left] = values
     else:
         order = left[np.lexsort((left, -bound[left]))]
         done = 0
         while done < order.shape[0]:
             rows = order[done : done + LAZY_CHUNK]
-            bound[rows] = _evaluate(acq, Z[torch_index(rows, Z)])
+            bound[rows] = _evaluate(acq, Z[_torch_index(rows, Z)])
             done += rows.shape[0]
             best = np.max(bound[order[:done]])
             if done >= order.shape[0] or best >= np.max(bound[order[done:]]):
@@ -503,7 +503,7 @@ def _next_pick(acq: Any, Z: torch.Tensor, free: np.ndarray, bound: np.ndarray,
     return int(left[j]), float(values[j])
 
 
-def torch_index(rows: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+def _torch_index(rows: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     """``rows`` as a long tensor on ``like``'s device."""
     import torch
 

@@ -366,7 +366,7 @@ class CachedJointPosterior:
         self._rows = {self._key(z): i for i, z in enumerate(Z)}
         self._cand = [self._parts(g, Z) for g in surrogates]
         self._base_key: tuple[Any, ...] | None = None
-        self._base: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._base: list[tuple[torch.Tensor, ...]] = []
 
     @staticmethod
     def _key(z: torch.Tensor) -> bytes:
@@ -384,14 +384,18 @@ class CachedJointPosterior:
         V = torch.linalg.solve_triangular(g._L, Ks.T, upper=False)
         return S, mean.expand(Z.shape[0]), V
 
-    def _baseline(self, B: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per GP: the baseline's ``V`` ``(n, nb)``, mean ``(nb,)``, covariance ``(nb, nb)``."""
+    def _baseline(self, B: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """Per GP: the baseline's scaled inputs, ``V``, mean and covariance, cached.
+
+        Shapes ``(nb, d)``, ``(n, nb)``, ``(nb,)`` and ``(nb, nb)``; recomputed only when
+        the baseline changes (a pick joins the pending molecules).
+        """
         key = (B.shape, B.data_ptr(), B._version)
         if key != self._base_key:
             self._base = []
             for g in self.gps:
                 S, mean, V = self._parts(g, B)
-                self._base.append((V, mean, g._kernel(S, S) - V.T @ V))
+                self._base.append((S, V, mean, g._kernel(S, S) - V.T @ V))
             self._base_key = key
         return self._base
 
@@ -423,8 +427,8 @@ class CachedJointPosterior:
                 S, mean, V = S0[take], mean0[take], V0[:, take]
             else:
                 S, mean, V = self._parts(g, X)
-            Vb, mean_b, cov_bb = self._baseline(B)[j]
-            cross = g._kernel(S, g._kernel.scale_inputs(B)) - V.T @ Vb  # (b, nb)
+            Sb, Vb, mean_b, cov_bb = self._baseline(B)[j]
+            cross = g._kernel(S, Sb) - V.T @ Vb  # (b, nb)
             var = g._kernel.outputscale - V.square().sum(0)  # (b,)
             cov = torch.empty(b, nb + 1, nb + 1, dtype=X.dtype, device=X.device)
             cov[:, :nb, :nb] = cov_bb

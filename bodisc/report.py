@@ -44,6 +44,7 @@ import numpy as np
 
 from bodisc.config import CampaignConfig
 from bodisc.errors import BodiscError, ConfigError
+from bodisc.plotting import pyplot, save
 from bodisc.tracking.mlflow_tracker import run_link as _tab_link
 from bodisc.tracking.mlflow_tracker import ui_address as mlflow_ui_address
 from bodisc.tracking.pareto_figure import draw_pareto, objective_labels
@@ -413,17 +414,9 @@ def experiment_ids(uri: str | None, run_ids: Sequence[str],
 
 
 # -- figures ------------------------------------------------------------------------------
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def _colors(names: Sequence[str]) -> dict[str, Any]:
-    plt = _plt()
+    plt = pyplot()
     cmap = plt.get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
@@ -447,7 +440,7 @@ def curves(data: ReportData) -> dict[str, dict[str, np.ndarray]]:
 
 def plot_best_so_far(data: ReportData, path: Path) -> Path:
     """Best so far and top-10 mean against oracle calls; median and range over seeds."""
-    plt = _plt()
+    plt = pyplot()
     colors = _colors(data.strategies)
     series = curves(data)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
@@ -479,9 +472,7 @@ def plot_best_so_far(data: ReportData, path: Path) -> Path:
     axes[0].legend(fontsize=8, loc="lower right" if data.maximize else "upper right")
     fig.suptitle(f"{data.title}: median over seeds, shaded: range of the seeds", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def auc_table(data: ReportData) -> dict[str, list[tuple[int, float]]]:
@@ -498,7 +489,7 @@ def auc_table(data: ReportData) -> dict[str, list[tuple[int, float]]]:
 
 def plot_auc(data: ReportData, path: Path) -> Path:
     """Top-10 AUC per strategy: mean with +- one sd (diamond, whisker), a dot per seed."""
-    plt = _plt()
+    plt = pyplot()
     colors = _colors(data.strategies)
     table = auc_table(data)
     fig, ax = plt.subplots(figsize=(1.3 * len(table) + 2.5, 4))
@@ -519,9 +510,7 @@ def plot_auc(data: ReportData, path: Path) -> Path:
                  f"dots: seeds, diamond: mean +- sd", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def extrapolation_summaries(data: ReportData) -> dict[str, dict[str, float]]:
@@ -541,7 +530,7 @@ def extrapolation_summaries(data: ReportData) -> dict[str, dict[str, float]]:
 
 def plot_extrapolation(data: ReportData, path: Path) -> Path:
     """Predicted against observed for every label beyond the training range."""
-    plt = _plt()
+    plt = pyplot()
     colors = _colors(data.strategies)
     summaries = extrapolation_summaries(data)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
@@ -579,9 +568,7 @@ def plot_extrapolation(data: ReportData, path: Path) -> Path:
                  fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)
 
 
 def forbidden_substructures(data: ReportData) -> dict[str, str]:
@@ -727,7 +714,7 @@ def pca_2d(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_search_map(data: ReportData, path: Path) -> Path:
     """PCA of the descriptors of every labelled molecule; a panel per strategy."""
-    plt = _plt()
+    plt = pyplot()
     keys = list(dict.fromkeys(k for r in data.runs for k in r.features))
     vec = {k: v for r in data.runs for k, v in r.features.items()}
     names = data.strategies
@@ -739,9 +726,7 @@ def plot_search_map(data: ReportData, path: Path) -> Path:
         for ax in axes.flat:
             ax.text(0.5, 0.5, "too few molecules with descriptors", ha="center",
                     transform=ax.transAxes)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save(fig, path, dpi=110)
     X = np.array([vec[k] for k in keys])
     scores, var = pca_2d(X)
     pos = {k: scores[i] for i, k in enumerate(keys)}
@@ -777,9 +762,7 @@ def plot_search_map(data: ReportData, path: Path) -> Path:
         fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.8, label=data.axis_label())
     fig.suptitle(f"where each strategy searched (grey: all runs)\nPCA of {X.shape[1]} "
                  f"z-scored descriptors of {len(keys)} labelled molecules", fontsize=10)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=90)
 
 
 # -- the Pareto front ---------------------------------------------------------------------

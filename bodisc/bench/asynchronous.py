@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bodisc.builtin_oracles.qm9 import QM9Options, QM9Oracle
+from bodisc.plotting import pyplot, save
 
 #: Source -> (the measured times it uses, whether a call's time matches its molecule's size).
 SOURCE_TIMES: dict[str, tuple[str, bool]] = {
@@ -332,10 +333,7 @@ def write_figure(records: Sequence[dict[str, Any]], path: Path) -> Path:
     Left: wall time per seed (one marker per run, a line joining a seed's two modes);
     right: whole-command utilisation the same way. Written to ``path`` (PNG).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
     sources = [x for x in SOURCES if any(r["source"] == x for r in records)]
@@ -356,7 +354,4 @@ def write_figure(records: Sequence[dict[str, Any]], path: Path) -> Path:
     axes[1].set_ylim(0, 1.02)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from bodisc.plotting import pyplot, save
+
 __all__ = ["QMEX_CLUSTER_ON", "QMEX_DESCRIPTORS", "RDKIT_CLUSTER_ON", "RDKIT_DESCRIPTORS",
            "Representation", "load_representation", "plot_curves", "rdkit_descriptors",
            "run_part_a", "select_by_lingam", "subset_curves", "summarise_curves"]
@@ -305,10 +307,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path | str) -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = summarise_curves(records)
     reps = [r for r in REPRESENTATIONS if any(x["representation"] == r for x in rows)]
@@ -335,10 +334,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path | str) -> Path:
         ax.legend(frameon=False, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=130)
 
 
 def run_part_a(out_json: Path | str, repeats: int = 10, iterations: int = 40, *,

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from bodisc.bench.replay import replay_metrics, top_threshold
+from bodisc.plotting import pyplot, save
 
 #: Benchmark target -> (QM9 target of :data:`bodisc.data.qm9.QM9_TARGETS`, +1 maximise /
 #: -1 minimise).
@@ -670,10 +671,7 @@ def format_table(rows: Sequence[dict[str, Any]], checkpoints: Sequence[int] = (5
 
 def plot_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
     """Top-1 % share against calls, mean over seeds, one panel per target (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     targets = list(dict.fromkeys(r["target"] for r in records))
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
@@ -691,6 +689,4 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)  # per panel: targets may have different methods
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from bodisc.errors import BodiscError
+from bodisc.plotting import pyplot, save
 from bodisc.surrogates import SURROGATES
 
 if TYPE_CHECKING:
@@ -693,10 +694,7 @@ def plot_results(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import matplotlib.ticker
 
     kinds = list(dict.fromkeys(r["split"] for r in records))
@@ -722,10 +720,7 @@ def plot_results(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def write_results(records: Sequence[dict[str, Any]], out_dir: str | Path,

@@ -51,6 +51,7 @@ import numpy as np
 
 from bodisc.bench.efficiency import ReplayPool, replay_threads
 from bodisc.bench.replay import top_threshold
+from bodisc.plotting import pyplot, save
 
 #: Task -> its methods, in table order.
 METHODS: dict[str, tuple[str, ...]] = {
@@ -387,10 +388,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
     One panel per task of :func:`summarise` ``rows``; written to ``path`` (PNG).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = [t for t in TASKS if any(r["task"] == t for r in rows)]
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.0), squeeze=False)
@@ -411,10 +409,7 @@ def write_figure(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)
 
 
 def _column_order(key: str) -> tuple[int, int]:

@@ -51,6 +51,7 @@ import numpy as np
 from bodisc.bench.efficiency import STAGED_GREEDY_UNTIL, STAGED_WARMUP_BATCHES
 from bodisc.config import CampaignConfig
 from bodisc.errors import ConfigError
+from bodisc.plotting import pyplot, save
 
 #: The methods run outside a campaign (no surrogate, no descriptors).
 SEARCH_METHODS = ("mutate", "ga")
@@ -514,10 +515,7 @@ def format_table(rows: Sequence[dict[str, Any]], budget: int, unit: str = "") ->
 
 def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str) -> Path:
     """Best so far against calls: mean over seeds per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method in dict.fromkeys(r["method"] for r in records):
@@ -529,6 +527,4 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str) -> P
     ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=120)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bodisc.plotting import pyplot, save
+
 __all__ = ["draw_graph", "layers"]
 
 
@@ -46,10 +48,7 @@ def draw_graph(graph: Mapping[str, Any], path: Path, title: str = "") -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     used = {e["cause"] for e in graph["edges"]} | {e["effect"] for e in graph["edges"]}
     target = graph.get("target")
@@ -96,7 +95,4 @@ def draw_graph(graph: Mapping[str, Any], path: Path, title: str = "") -> Path:
     ax.set_ylim(min(ys) - 0.7, max(ys) + 0.7)
     ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110)

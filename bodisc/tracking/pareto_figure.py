@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bodisc.config import CampaignConfig
+from bodisc.plotting import pyplot, save
 
 
 @dataclass
@@ -43,15 +44,6 @@ class FrontData:
     def several_objectives(self) -> bool:
         """Two or more objectives with their labels loaded (a Pareto front to show)."""
         return len(self.objectives) > 1 and self.objective_values is not None
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def objective_labels(store: Any, config: CampaignConfig
@@ -278,7 +270,7 @@ def draw_pareto(run: FrontData, path: Path) -> Path:
     Axes carry the units and the direction; a dotted line marks an objective's
     ``reference``. The PNG's ``Description`` names the panels (``x vs y; ...``).
     """
-    plt = _plt()
+    plt = pyplot()
     pairs = pareto_panels(run)
     pts = pareto_points(run)
     ncol = min(3, len(pairs))
@@ -305,10 +297,8 @@ def draw_pareto(run: FrontData, path: Path) -> Path:
     fig.suptitle(f"{run.label}: Pareto front of {n} labelled molecules\ncoloured: feasible "
                  f"and non-dominated; grey: dominated; rings: infeasible", fontsize=10)
     panels = "; ".join(f"{run.objectives[a]} vs {run.objectives[b]}" for a, b in pairs)
-    fig.savefig(path, dpi=110, metadata={"Title": f"{run.label}: Pareto front",
-                                         "Description": panels})
-    plt.close(fig)
-    return path
+    return save(fig, path, dpi=110, metadata={"Title": f"{run.label}: Pareto front",
+                                              "Description": panels})
 
 
 def write_pareto(store: Any, config: CampaignConfig, path: Path) -> Path | None:

@@ -980,6 +980,27 @@ def bench_pool_memory_cmd(ctx: typer.Context) -> None:
     pool_memory(list(ctx.args))
 
 
+@bench_app.command("figures")
+def bench_figures_cmd(
+    only: Annotated[str | None, typer.Option(
+        help="Comma-separated figure names (default: all); `bodisc bench figures --list`.")
+                    ] = None,
+    listing: Annotated[bool, typer.Option("--list", help="List the figures and their "
+                                          "result files; draw nothing.")] = False,
+) -> None:
+    """Draw the benchmark pages' figures from their committed result files (runs nothing)."""
+    from bodisc.bench.figures import PAGE_FIGURES, draw
+
+    if listing:
+        for name, spec in PAGE_FIGURES.items():
+            typer.echo(f"{name}: {', '.join(spec.sources)} -> {spec.out} "
+                       f"(docs/benchmarks/{spec.page})")
+        return
+    names = None if only is None else [n.strip() for n in only.split(",") if n.strip()]
+    for path in draw(names):
+        typer.echo(f"wrote {path}")
+
+
 @bench_app.command("extrapolation")
 def bench_extrapolation_cmd(
     data: Annotated[Path, typer.Option(help="Table (CSV) with SMILES, label, descriptors.")],

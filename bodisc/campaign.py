@@ -1058,6 +1058,7 @@ class Campaign:
             upper=obj.upper, ref_point=ref,
             X_pending=matrix(waiting) if waiting else None,
             likely=self.config.acquisition.feasibility,
+            options=self.config.acquisition.options(),
             restart_seed=(self.config.random_seed, it, 1),
             previous=self._last_fits(it, len(obj.names) + len(obj.constraints)))
 

@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -286,6 +287,12 @@ class AcquisitionConfig(_Frozen):
         "parego take a candidate at least this likely to satisfy every constraint before "
         "any less likely one; raise it to spend fewer calls on infeasible molecules, at "
         "the price of fewer near the bounds")
+    pareto_depth: int = Field(
+        default=1, ge=1, le=64, description="qlognehvi: the non-dominated layers of the "
+        "labels sought; 1 extends the Pareto front, d > 1 measures the hypervolume "
+        "improvement against the labels without their first d - 1 layers, so a molecule "
+        "that would join any of the first d layers counts (a broad set of good "
+        "compromises rather than the front alone)")
     intervention_k: int = Field(
         default=3, ge=1, description="intervention: descriptors intervened on, those with "
         "the largest total causal effect on the target")
@@ -300,8 +307,18 @@ class AcquisitionConfig(_Frozen):
         default=0, ge=0, le=200, description="intervention: bootstrap resamples of the "
         "causal graph, giving each edge the share of resamples that find it (0: none)")
 
+    @field_validator("pareto_depth")
+    @classmethod
+    def _depth_for_qlognehvi(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and info.data.get("name") != "qlognehvi":
+            raise ValueError(f"only qlognehvi seeks layers beyond the front, not "
+                             f"{info.data.get('name')!r}; use 1, or name = \"qlognehvi\"")
+        return value
+
     def options(self) -> dict[str, Any]:
-        """Settings of the strategies that take them (``intervention``)."""
+        """Settings of the strategies that take them (``intervention``, ``qlognehvi``)."""
+        if self.name == "qlognehvi":
+            return {"pareto_depth": self.pareto_depth}
         if self.name != "intervention":
             return {}
         return {"k": self.intervention_k, "step": self.intervention_step,

@@ -160,3 +160,22 @@ def test_each_model_keeps_its_refit_state_and_a_continued_campaign_picks_the_sam
     assert len(fitted) >= 3 and all(len(s) == 2 for s in fitted.values())
     at = [s[0]["optimised_at"] for _, s in sorted(fitted.items())]
     assert at == sorted(at) and len(set(at)) < len(at)  # some steps only conditioned
+
+
+def test_pareto_depth_reaches_the_multi_output_step(tmp_path, monkeypatch):
+    import bodisc.loop.step as step
+
+    seen: list[dict] = []
+    real = step.choose_multi_batch
+
+    def spy(*args, **kwargs):
+        seen.append(dict(kwargs["options"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(step, "choose_multi_batch", spy)
+    path = two_property_campaign(tmp_path, budget=14)
+    path.write_text(path.read_text().replace('name = "qlognehvi"',
+                                             'name = "qlognehvi"\npareto_depth = 3'))
+    summary = open_campaign(path).run()
+    assert summary.calls_used == 14 and seen
+    assert all(options == {"pareto_depth": 3} for options in seen)

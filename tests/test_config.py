@@ -86,6 +86,10 @@ BAD = [
      "less than or equal to 10"),
     ('[acquisition]', '[acquisition]\nfeasibility = 1.0', "acquisition.feasibility",
      "less than 1"),
+    ('[acquisition]', '[acquisition]\npareto_depth = 3', "acquisition.pareto_depth",
+     "only qlognehvi seeks layers beyond the front, not 'logei'"),
+    ('[acquisition]', '[acquisition]\npareto_depth = 0', "acquisition.pareto_depth",
+     "greater than or equal to 1"),
 ]
 
 

@@ -24,6 +24,11 @@ the same labelled descriptors; constraints come as ``AcquisitionContext.constrai
   the Monte-Carlo estimate (new base samples for each pick) breaks that now and then
   late in a batch, where values are small (``bodisc bench surrogate --parts nehvi``
   measures both).
+  With ``ctx.options["pareto_depth"] = d > 1`` (``[acquisition] pareto_depth``) the
+  baseline leaves out the labels of the first ``d - 1`` non-dominated layers
+  (:func:`baseline_rows`), so molecules that would join the first ``d`` layers, not only
+  those that extend the front, improve the hypervolume; the short list uses the same
+  front.
 * ``parego``: ParEGO's random augmented Chebyshev scalarisation (Knowles 2006) in the UCB
   form of Paria et al. (2019): for each pick a weight vector drawn on the simplex from
   ``ctx.rng``, each objective's UCB ``mean + sqrt(beta) std`` normalised by the labels'
@@ -193,6 +198,38 @@ def _feasible_train(ctx: AcquisitionContext) -> np.ndarray | None:
     return None if ctx.feasible_train is None else np.asarray(ctx.feasible_train, dtype=bool)
 
 
+def baseline_rows(ctx: AcquisitionContext, models: tuple[Any, ...]) -> np.ndarray:
+    """The labelled rows qLogNEHVI measures the hypervolume improvement against.
+
+    Every row unless ``ctx.options["pareto_depth"]`` is ``d > 1``: then the feasible
+    labels on the first ``d - 1`` non-dominated layers of the feasible labels are left
+    out (never the last layer: at most all layers but one go). Against what is left, a
+    molecule that would join any of the labels' first ``d`` layers improves the
+    hypervolume, so the batch fills those layers instead of only extending the front.
+    Infeasible and failed rows stay (botorch weighs them by sampled feasibility).
+
+    Returns:
+        Indices into the labelled rows, ascending, shape ``(b,)``.
+    """
+    from bodisc.pareto import nondominated_layers
+
+    Y = _train_labels(ctx, models)
+    rows = np.arange(Y.shape[0])
+    depth = int(ctx.options.get("pareto_depth", 1))
+    if depth <= 1:
+        return rows
+    feasible = _feasible_train(ctx)
+    usable = np.isfinite(Y).all(axis=1)
+    if feasible is not None:
+        usable &= feasible
+    if not usable.any():
+        return rows
+    layer = np.full(Y.shape[0], -1)
+    layer[usable] = nondominated_layers(Y[usable])
+    drop = min(depth - 1, int(layer.max()))  # layers 0 .. drop - 1 go
+    return rows[~(usable & (layer < drop))]
+
+
 def optimistic_hvi(U: np.ndarray, front: np.ndarray, ref: np.ndarray,
                    chunk_elements: int = 2**22) -> np.ndarray:
     """The hypervolume improvement of each row of ``U`` over ``front``, on its own.
@@ -288,7 +325,9 @@ def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.nd
                            for mean, std in (g.predict(X) for g in models)])
     Y = _train_labels(ctx, models)
     feasible = _feasible_train(ctx)
-    front = Y if feasible is None else Y[feasible]
+    kept = np.zeros(Y.shape[0], dtype=bool)
+    kept[baseline_rows(ctx, models)] = True  # all rows unless a pareto_depth is set
+    front = Y[kept] if feasible is None else Y[kept & feasible]
     hvi = optimistic_hvi(ucb, front, _ref_point(ctx, models))
     rows = _top(ucb, hvi, target)
     if rows.shape[0] < q:  # non-finite predictions: fall back to every candidate
@@ -543,6 +582,8 @@ def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
     pending = _pending(ctx)
     Z_pending = gp0._features(pending) if len(pending) else None
     base = gp0.model.train_inputs[0]
+    if k >= 2:
+        base = base[_torch_index(baseline_rows(ctx, models), base)]
     inner = [g.model for g in models] + [c.model.model for c in ctx.constraints]
     model = inner[0] if len(inner) == 1 else ModelListGP(*inner)
     constraints = _constraint_callables(ctx.constraints, k) or None

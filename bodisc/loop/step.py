@@ -211,6 +211,7 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
                        ref_point: np.ndarray | Sequence[float] | None = None,
                        X_pending: np.ndarray | None = None,
                        likely: float | None = None,
+                       options: dict[str, Any] | None = None,
                        restart_seed: Sequence[int] = (0,),
                        previous: Sequence[FitState | None] = ()) -> Batch:
     """Choose ``q`` candidates for several objectives and/or constrained properties.
@@ -266,6 +267,8 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
         likely: With constraints, the probability of feasibility from which ``ucb``,
             ``greedy`` and ``parego`` count a candidate as likely feasible (``[acquisition]
             feasibility``); ``None``: :data:`bodisc.acquisition.LIKELY`.
+        options: Strategy settings (``qlognehvi``: ``pareto_depth``), as
+            :meth:`bodisc.config.AcquisitionConfig.options` gives them.
         restart_seed: Entropy of the GP restarts' generator.
         previous: The refit states of the last step's ``Batch.fits`` (objectives, then
             constrained properties); empty for the first fit, or to fit from scratch.
@@ -347,7 +350,8 @@ def choose_multi_batch(X_train: np.ndarray, Y_train: np.ndarray, X_cand: np.ndar
             ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
                                      X_train=X_t, y_train=Y_t[:, 0], models=tuple(models),
                                      Y_train=Y_t, ref_point=ref, constraints=constraints,
-                                     feasible_train=feasible, likely=cut)
+                                     feasible_train=feasible, likely=cut,
+                                     options=dict(options or {}))
         else:
             ctx = AcquisitionContext(X_cand, q, best, rng, models[0], beta, pending=pending,
                                      constraints=constraints, feasible_train=feasible,

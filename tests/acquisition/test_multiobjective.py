@@ -399,3 +399,54 @@ def test_choose_multi_batch_refuses_what_it_cannot_do(step_data):
     few = choose_multi_batch(X[: MIN_LABELS - 1], Y[: MIN_LABELS - 1], Xc, 3,
                              np.random.default_rng(0), strategy="qlognehvi", **kw)
     assert few.strategy == "random" and few.mean is None and len(set(few.index)) == 3
+
+
+# -- pareto_depth: the first layers, not only the front --------------------------------
+
+
+@pytest.fixture(scope="module")
+def layered():
+    """Labels on two arcs (the front at radius 1, a later layer at 0.5) of the objectives
+    ``(x0, x1)``; candidates between them (radius 0.8) and behind both (0.3)."""
+    def arc(r, degrees):
+        t = np.radians(degrees)
+        return np.column_stack([r * np.cos(t), r * np.sin(t)])
+
+    X = np.vstack([arc(1.0, np.arange(0, 91, 10)), arc(0.5, np.arange(0, 91, 10))])
+    with torch_threads(1):
+        models = tuple(GPSurrogate("matern52", "cpu").fit(X, X[:, j]) for j in range(2))
+    Xc = np.vstack([arc(0.8, np.arange(5, 90, 10)), arc(0.3, np.arange(5, 90, 10))])
+    return X, models, Xc
+
+
+def layered_ctx(layered, depth, q=4):
+    X, models, Xc = layered
+    return AcquisitionContext(Xc, q, 0.0, np.random.default_rng(0), models[0],
+                              models=models, Y_train=X.copy(), ref_point=np.array([-0.1, -0.1]),
+                              options={"pareto_depth": depth})
+
+
+def test_baseline_rows_leave_out_the_first_layers_of_the_feasible_labels(layered):
+    X, models, _ = layered
+    ctx = layered_ctx(layered, 1)
+    np.testing.assert_array_equal(mo.baseline_rows(ctx, models), np.arange(20))
+    np.testing.assert_array_equal(mo.baseline_rows(layered_ctx(layered, 2), models),
+                                  np.arange(10, 20))  # the front at radius 1 left out
+    # never every layer: depth 9 on two layers keeps the last one
+    np.testing.assert_array_equal(mo.baseline_rows(layered_ctx(layered, 9), models),
+                                  np.arange(10, 20))
+    # an infeasible label stays, and the layers are those of the feasible labels
+    feasible = np.ones(20, dtype=bool)
+    feasible[[0, 15]] = False
+    ctx = AcquisitionContext(X, 4, 0.0, np.random.default_rng(0), models[0], models=models,
+                             Y_train=X.copy(), feasible_train=feasible,
+                             options={"pareto_depth": 2})
+    np.testing.assert_array_equal(mo.baseline_rows(ctx, models), [0, *range(10, 20)])
+
+
+def test_a_deeper_pareto_depth_seeks_the_next_layer(layered):
+    deep = select("qlognehvi", layered_ctx(layered, 2))
+    assert set(deep.index.tolist()) <= set(range(9))  # all from radius 0.8, none behind
+    front = select("qlognehvi", layered_ctx(layered, 1))
+    # against the whole front every candidate is dominated: little left to expect
+    assert deep.score[0] > front.score[0] + 2.0  # log scale

@@ -294,7 +294,8 @@ def _top(U: np.ndarray, hvi: np.ndarray, size: int) -> np.ndarray:
     return np.sort(np.concatenate([above, tied]))
 
 
-def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.ndarray:
+def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int,
+              baseline: np.ndarray | None = None) -> np.ndarray:
     """The candidates a ``qlognehvi`` batch is chosen from, ascending indices.
 
     The ``max(SHORTLIST, 8 q)`` candidates whose per-objective UCB ``mean + 2 std`` adds
@@ -305,6 +306,8 @@ def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.nd
         ctx: The context.
         models: The objective GPs.
         q: Batch size.
+        baseline: The labelled rows the front is taken from (:func:`baseline_rows`,
+            computed when not given).
 
     Returns:
         Indices into ``ctx.X``, shape ``(s,)``.
@@ -326,7 +329,7 @@ def shortlist(ctx: AcquisitionContext, models: tuple[Any, ...], q: int) -> np.nd
     Y = _train_labels(ctx, models)
     feasible = _feasible_train(ctx)
     kept = np.zeros(Y.shape[0], dtype=bool)
-    kept[baseline_rows(ctx, models)] = True  # all rows unless a pareto_depth is set
+    kept[baseline_rows(ctx, models) if baseline is None else baseline] = True
     front = Y[kept] if feasible is None else Y[kept & feasible]
     hvi = optimistic_hvi(ucb, front, _ref_point(ctx, models))
     rows = _top(ucb, hvi, target)
@@ -575,15 +578,16 @@ def q_log_nehvi(ctx: AcquisitionContext) -> Selection:
     m = ctx.X.shape[0]
     q = min(ctx.q, m)
     _check_shared(list(models) + [c.model for c in ctx.constraints])
-    short = shortlist(ctx, models, q)
+    rows = baseline_rows(ctx, models) if k >= 2 else None  # all unless a pareto_depth
+    short = shortlist(ctx, models, q, rows)
     seed = int(ctx.rng.integers(2**31 - 1))
     gp0 = models[0]
     Z = gp0._features(ctx.X[short])
     pending = _pending(ctx)
     Z_pending = gp0._features(pending) if len(pending) else None
     base = gp0.model.train_inputs[0]
-    if k >= 2:
-        base = base[_torch_index(baseline_rows(ctx, models), base)]
+    if rows is not None:
+        base = base[_torch_index(rows, base)]
     inner = [g.model for g in models] + [c.model.model for c in ctx.constraints]
     model = inner[0] if len(inner) == 1 else ModelListGP(*inner)
     constraints = _constraint_callables(ctx.constraints, k) or None

@@ -50,14 +50,22 @@ def _load(path: Path) -> Any:
 
 
 def _bars(ax: Any, labels: Sequence[str], values: Sequence[float], fmt: str,
-          color: Sequence[str] | str = "C0") -> None:
-    """Horizontal bars with their values written beside them, first label on top."""
+          color: Sequence[str] | str = "C0", log: bool = False) -> None:
+    """Horizontal bars with their values written beside them, first label on top.
+
+    With ``log`` the axis is logarithmic from 0.5 (for ratios, 1 marked).
+    """
     y = np.arange(len(labels))[::-1]
     ax.barh(y, values, color=color)
     ax.set_yticks(y, labels)
     for yi, v in zip(y, values, strict=True):
         ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
-    ax.set_xlim(0, max(values) * 1.25)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(0.5, max(values) * 3)
+        ax.axvline(1.0, color="k", lw=0.8)
+    else:
+        ax.set_xlim(0, max(values) * 1.25)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -222,18 +230,11 @@ def draw_surrogate_speed(data: Sequence[Any], plt: Any) -> Any:
              ("qLogNEHVI, cached posteriors", nehvi["nehvi_cached_posterior_speedup"]),
              ("qLogNEHVI, + lazy greedy", nehvi["nehvi_speedup"])]
     fig, ax = plt.subplots(figsize=(7.0, 2.9))
-    y = np.arange(len(items))[::-1]
     values = [v for _, v in items]
-    ax.barh(y, values, color=["C0" if v >= 1 else "C3" for v in values])
-    ax.set_yticks(y, [label for label, _ in items])
-    for yi, v in zip(y, values, strict=True):
-        ax.text(v, yi, f" {v:.1f}x", va="center", fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlim(0.5, max(values) * 3)
-    ax.axvline(1.0, color="k", lw=0.8)
+    _bars(ax, [label for label, _ in items], values, "{:.1f}x",
+          ["C0" if v >= 1 else "C3" for v in values], log=True)
     ax.set_xlabel("speed-up against the baseline (log; 1 = no gain)")
     ax.set_title(f"{bench['device']}; every ratio from one run", fontsize=9)
-    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 

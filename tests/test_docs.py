@@ -162,3 +162,25 @@ def test_every_documented_command_is_run_by_a_test_or_left_a_committed_result():
             continue
         unrun.append(" ".join(path))
     assert not unrun, f"documented, but neither run by a test nor with a committed result: {unrun}"
+
+
+def test_every_benchmark_page_gives_command_date_commit_machine_and_figure():
+    """Each benchmark page in the site says how to regenerate it, when, at which commit and
+    on what machine, and shows a figure (issue: no figure without its command and file)."""
+    pages = re.findall(r"(benchmarks/\w+\.md)", (ROOT / "mkdocs.yml").read_text())
+    assert len(pages) >= 15
+    missing = []
+    for name in pages:
+        text = (ROOT / "docs" / name).read_text()
+        code = "\n".join(re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+                         + re.findall(r"`([^`\n]+)`", text))
+        checks = {
+            "command": re.search(r"\bbodisc\s+(bench|campaign|compare)\b|python \S+\.py",
+                                 code),
+            "date": re.search(r"\b20\d\d-\d\d-\d\d\b", text),
+            "commit": re.search(r"(`|\| )[0-9a-f]{7,40}(`| \|)", text),
+            "machine": re.search(r"\b\d+[- ]cores?\b|\bGPU\b|[Mm]achine", text),
+            "figure": re.search(r"!\[[^\]]*\]\([^)]+\.png\)", text),
+        }
+        missing += [f"{name}: no {what}" for what, found in checks.items() if not found]
+    assert not missing, "\n".join(missing)

@@ -29,9 +29,9 @@ Where bodisc departs from the original, and why:
   before its first batch). A non-finite weight of a subset's graph (exactly collinear
   columns in a small subset) counts as no edge.
 * The reference is learnt on the whole pool up to :data:`REFERENCE_ROWS` molecules, on a
-  seeded sample of that many beyond. Measured on 2 cores: DirectLiNGAM on all of QM9
-  (130,831 rows) takes 4.5 s with 10 variables and 26 s with 21, so the default keeps
-  all of QM9 and bounds the cost for larger libraries.
+  seeded sample of that many beyond: DirectLiNGAM on all of QM9 takes seconds (the
+  causal benchmark page has the figures), so the default keeps all of QM9 and bounds
+  the cost for larger libraries.
 * The Gaussian mixture is fitted on z-scores of its columns (the original: raw values;
   with full covariances only the k-means initialisation differs).
 

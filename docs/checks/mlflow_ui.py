@@ -17,6 +17,34 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Any
+
+
+def look(page: Any, link: str, shot: Path, wait_ms: int = 12000) -> list[str]:
+    """Open ``link`` in ``page``, wait for it to draw, save ``shot``; say what it shows.
+
+    Args:
+        page: A playwright page.
+        link: The address to open (``http://`` or ``file://``).
+        shot: Where the screenshot goes.
+        wait_ms: How long to let the page draw; MLflow's UI polls, so the network never
+            idles and a fixed wait is what works.
+
+    Returns:
+        Lines of text: the screenshot, whether MLflow's model-training view is selected,
+        the chart sections (a heading followed by its ``(count)``) and the images shown.
+    """
+    page.goto(link, wait_until="load")
+    page.wait_for_timeout(wait_ms)
+    page.screenshot(path=str(shot), full_page=False)
+    lines = page.inner_text("body").splitlines()
+    sections = [f"{lines[j - 1]} {lines[j]}" for j in range(1, len(lines))
+                if re.fullmatch(r"\(\d+\)", lines[j].strip())]
+    return [f"  screenshot: {shot}",
+            f"  model-training view selected: "
+            f"{page.locator('text=Model training').count() > 0}",
+            f"  chart sections: {', '.join(sections) or 'none'}",
+            f"  images shown: {page.locator('img').count()}"]
 
 
 def main() -> None:
@@ -33,20 +61,8 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 1100})
         for i, link in enumerate(args.links, 1):
-            page.goto(link, wait_until="load")
-            # the UI polls (auto-refresh), so the network never idles: wait for the charts
-            page.wait_for_timeout(12000)
-            shot = args.out / f"link{i}.png"
-            page.screenshot(path=str(shot), full_page=False)
-            lines = page.inner_text("body").splitlines()
-            sections = [f"{lines[j - 1]} {lines[j]}" for j in range(1, len(lines))
-                        if re.fullmatch(r"\(\d+\)", lines[j].strip())]
             print(f"link {i}: {link}")
-            print(f"  screenshot: {shot}")
-            print(f"  model-training view selected: "
-                  f"{page.locator('text=Model training').count() > 0}")
-            print(f"  chart sections: {', '.join(sections) or 'none'}")
-            print(f"  images shown: {page.locator('img').count()}")
+            print("\n".join(look(page, link, args.out / f"link{i}.png")))
         browser.close()
 
 

@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mlflow_ui import look  # noqa: E402
@@ -81,35 +82,60 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     commands = page_commands()
     log: list[str] = [f"following {PAGE}"]
+    try:
+        ok = follow(commands, args, log, sync_playwright)
+    except Exception as exc:  # a check reports what broke, with what it saw until then
+        log.append(f"stopped: {type(exc).__name__}: {exc}")
+        ok = False
+    (args.out / "check.txt").write_text("\n".join(log) + "\n")
+    print("\n".join(log))
+    return 0 if ok else 1
+
+
+def links_in(output: str) -> list[str]:
+    """The MLflow UI links a command printed, in order, each once."""
+    return list(dict.fromkeys(re.findall(r"https?://127\.0\.0\.1:\d+/\S+", output)))
+
+
+def report_file(output: str) -> Path | None:
+    """The ``report.html`` the report command says it wrote (a file, not a link)."""
+    for token in output.split():
+        if token.endswith("report.html") and "://" not in token and Path(token).is_file():
+            return Path(token).resolve()
+    return None
+
+
+def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
+           sync_playwright: Any) -> bool:
+    """Run the campaign, serve the UI, run the report, open every link and the report."""
     status, output = run(commands["campaign"], log)
     summary = output[output.rfind("best molecules"):] if "best molecules" in output else ""
     log += ["  " + line for line in summary.splitlines()[:40]]
-    links = list(dict.fromkeys(re.findall(r"https?://127\.0\.0\.1:\d+/\S+", output)))
-    ok = status == 0 and bool(links)
     if status != 0:
         log += ["  " + line for line in output.splitlines()[-20:]]
+    links = links_in(output)
+    ok = status == 0 and bool(links)
     log.append(f"$ {commands['ui']} &")
     ui = subprocess.Popen(["bash", "-c", commands["ui"]], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         up = wait_for("http://127.0.0.1:5000/health")
         log.append(f"  serving: {up}")
-        ok &= up
         report_status, report_output = run(commands["report"], log)
-        ok &= report_status == 0
-        html = re.search(r"\S*report\.html", report_output)
-        log.append(f"  wrote: {html.group(0) if html else 'no report.html named'}")
+        html = report_file(report_output)
+        log.append(f"  wrote: {html.relative_to(Path.cwd()) if html else 'no report.html'}")
+        ok &= up and report_status == 0 and html is not None
+        links += [x for x in links_in(report_output) if x not in links]
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium,
                                          args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1600, "height": 1100})
             for i, link in enumerate(links, 1):
-                log.append(f"link {i} (printed by the campaign): {link}")
+                log.append(f"link {i} (printed by bodisc): {link}")
                 log += look(page, link, args.out / f"link{i}.png")
             if html:
-                path = Path(html.group(0)).resolve()
-                log.append(f"report: {path.relative_to(Path.cwd())}")
-                log += look(page, path.as_uri(), args.out / "report.png", wait_ms=2000)
+                log.append(f"report: {html.relative_to(Path.cwd())} in the browser")
+                log += look(page, html.as_uri(), args.out / "report.png", wait_ms=2000)
                 drawn = page.evaluate(
                     "Array.from(document.images).filter(i => i.naturalWidth > 0).length")
                 heads = page.evaluate(
@@ -120,9 +146,7 @@ def main() -> int:
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
     log.append(f"all steps worked: {ok}")
-    (args.out / "check.txt").write_text("\n".join(log) + "\n")
-    print("\n".join(log))
-    return 0 if ok else 1
+    return ok
 
 
 if __name__ == "__main__":

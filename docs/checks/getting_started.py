@@ -50,13 +50,17 @@ def page_commands(page: Path = PAGE) -> dict[str, str]:
     return found  # type: ignore[return-value]
 
 
-def run(command: str, log: list[str]) -> tuple[int, str]:
-    """Run ``command`` in bash as printed; log it, its status and seconds; return both."""
+def run(command: str, log: list[str]) -> tuple[int, str, str]:
+    """Run ``command`` in bash as printed; log it, its status and seconds.
+
+    Returns:
+        The exit status, standard output and standard error.
+    """
     start = time.monotonic()
     proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
     log += [f"$ {command}", f"  exit status {proc.returncode} in "
             f"{time.monotonic() - start:.0f} s"]
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def wait_for(url: str, seconds: float = 180) -> bool:
@@ -108,11 +112,11 @@ def report_file(output: str) -> Path | None:
 def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
            sync_playwright: Any) -> bool:
     """Run the campaign, serve the UI, run the report, open every link and the report."""
-    status, output = run(commands["campaign"], log)
-    summary = output[output.rfind("best molecules"):] if "best molecules" in output else ""
-    log += ["  " + line for line in summary.splitlines()[:40]]
+    status, output, errors = run(commands["campaign"], log)
+    start = output.rfind("\n", 0, output.rfind("best molecules")) + 1
+    log += ["  " + line for line in output[start:].splitlines()[:40]]  # its summary
     if status != 0:
-        log += ["  " + line for line in output.splitlines()[-20:]]
+        log += ["  " + line for line in errors.splitlines()[-20:]]
     links = links_in(output)
     ok = status == 0 and bool(links)
     log.append(f"$ {commands['ui']} &")
@@ -121,7 +125,7 @@ def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
     try:
         up = wait_for("http://127.0.0.1:5000/health")
         log.append(f"  serving: {up}")
-        report_status, report_output = run(commands["report"], log)
+        report_status, report_output, _ = run(commands["report"], log)
         html = report_file(report_output)
         log.append(f"  wrote: {html.relative_to(Path.cwd()) if html else 'no report.html'}")
         ok &= up and report_status == 0 and html is not None

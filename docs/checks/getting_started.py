@@ -133,13 +133,16 @@ def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium,
                                          args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1600, "height": 1100})
             for i, link in enumerate(links, 1):
                 log.append(f"link {i} (printed by bodisc): {link}")
-                log += look(page, link, args.out / f"link{i}.png")
+                lines, page = look(browser, link, args.out / f"link{i}.png")
+                log += lines
+                page.close()
             if html:
                 log.append(f"report: {html.relative_to(Path.cwd())} in the browser")
-                log += look(page, html.as_uri(), args.out / "report.png", wait_ms=2000)
+                lines, page = look(browser, html.as_uri(), args.out / "report.png",
+                                   wait_ms=2000)
+                log += lines
                 drawn = page.evaluate(
                     "Array.from(document.images).filter(i => i.naturalWidth > 0).length")
                 heads = page.evaluate(

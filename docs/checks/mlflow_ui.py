@@ -20,20 +20,26 @@ from pathlib import Path
 from typing import Any
 
 
-def look(page: Any, link: str, shot: Path, wait_ms: int = 12000) -> list[str]:
-    """Open ``link`` in ``page``, wait for it to draw, save ``shot``; say what it shows.
+def look(browser: Any, link: str, shot: Path, wait_ms: int = 12000) -> tuple[list[str], Any]:
+    """Open ``link`` in a new tab, wait for it to draw, save ``shot``; say what it shows.
+
+    A new tab per link, as a person clicking printed links gets: MLflow's links differ
+    only after ``#``, and in one tab its artifact view keeps showing the artifact opened
+    before.
 
     Args:
-        page: A playwright page.
+        browser: A playwright browser.
         link: The address to open (``http://`` or ``file://``).
         shot: Where the screenshot goes.
         wait_ms: How long to let the page draw; MLflow's UI polls, so the network never
             idles and a fixed wait is what works.
 
     Returns:
-        Lines of text: the screenshot, whether MLflow's model-training view is selected,
-        the chart sections (a heading followed by its ``(count)``) and the images shown.
+        Lines of text (the screenshot, whether MLflow's model-training view is selected,
+        the chart sections, a heading followed by its ``(count)``, and the images shown)
+        and the tab, for the caller to look further and close.
     """
+    page = browser.new_page(viewport={"width": 1600, "height": 1100})
     page.goto(link, wait_until="load")
     page.wait_for_timeout(wait_ms)
     page.screenshot(path=str(shot), full_page=False)
@@ -44,7 +50,7 @@ def look(page: Any, link: str, shot: Path, wait_ms: int = 12000) -> list[str]:
             f"  model-training view selected: "
             f"{page.locator('text=Model training').count() > 0}",
             f"  chart sections: {', '.join(sections) or 'none'}",
-            f"  images shown: {page.locator('img').count()}"]
+            f"  images shown: {page.locator('img').count()}"], page
 
 
 def main() -> None:
@@ -59,10 +65,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1100})
         for i, link in enumerate(args.links, 1):
             print(f"link {i}: {link}")
-            print("\n".join(look(page, link, args.out / f"link{i}.png")))
+            lines, page = look(browser, link, args.out / f"link{i}.png")
+            print("\n".join(lines))
+            page.close()
         browser.close()
 
 

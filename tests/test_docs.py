@@ -166,7 +166,7 @@ def test_every_documented_command_is_run_by_a_test_or_left_a_committed_result():
 
 def test_every_benchmark_page_gives_command_date_commit_machine_and_figure():
     """Each benchmark page in the site says how to regenerate it, when, at which commit and
-    on what machine, and shows a figure (issue: no figure without its command and file)."""
+    on what machine, and shows a figure: no figure without the command and file behind it."""
     pages = re.findall(r"(benchmarks/\w+\.md)", (ROOT / "mkdocs.yml").read_text())
     assert len(pages) >= 15
     missing = []

@@ -123,7 +123,8 @@ def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
     ui = subprocess.Popen(["bash", "-c", commands["ui"]], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        up = wait_for("http://127.0.0.1:5000/health")
+        port = re.search(r"--port\s+(\d+)", commands["ui"])  # mlflow's default: 5000
+        up = wait_for(f"http://127.0.0.1:{port.group(1) if port else 5000}/health")
         log.append(f"  serving: {up}")
         report_status, report_output, _ = run(commands["report"], log)
         html = report_file(report_output)

@@ -151,8 +151,12 @@ def follow(commands: dict[str, str], args: argparse.Namespace, log: list[str],
                 log += [f"  images drawn: {drawn}", f"  sections: {', '.join(heads)}"]
                 ok &= drawn > 0
             browser.close()
-    finally:
+    finally:  # stop the UI and wait, so that a next run does not find this one serving
         os.killpg(ui.pid, signal.SIGTERM)
+        try:
+            ui.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(ui.pid, signal.SIGKILL)
     log.append(f"all steps worked: {ok}")
     return ok
 
